@@ -1,0 +1,97 @@
+"""Server commands (``zoo serve``, ``zoo admin ...``); needs the ``server`` extra."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from app import migrate, seed
+from app.config import Settings
+from app.db import make_engine, make_sessionmaker
+from app.tokens.service import create_token, revoke_token
+
+admin_app = typer.Typer(help="Administer the hub: tokens, migrations.", no_args_is_help=True)
+log = logging.getLogger("app")
+
+
+def _mint(settings: Settings, name: str, scopes: list[str], namespaces: list[str] | None,
+          expires_in_days: float | None) -> tuple[int, str]:
+    engine = make_engine(settings)
+    try:
+        with make_sessionmaker(engine)() as session:
+            token, secret = create_token(session, name=name, scopes=scopes, namespaces=namespaces,
+                                         expires_in_days=expires_in_days)
+            session.commit()
+            return token.id, secret
+    finally:
+        engine.dispose()
+
+
+def _revoke(settings: Settings, token_id: int) -> None:
+    engine = make_engine(settings)
+    try:
+        with make_sessionmaker(engine)() as session:
+            revoke_token(session, token_id)
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def _seed_when_ready(settings: Settings, base_url: str) -> None:
+    # A short-lived admin token publishes through the public API, then is revoked.
+    token_id, secret = _mint(settings, f"seed-{datetime.now(UTC):%Y%m%dT%H%M%S}", ["admin"],
+                             None, 1 / 24)
+    try:
+        seed.wait_ready(base_url)
+        seed.seed(base_url, secret)
+    except Exception:
+        log.exception("publishing the seed model failed; the hub keeps running")
+    finally:
+        _revoke(settings, token_id)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default ZOO_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default ZOO_PORT or 8000).")] = None,
+    demo: Annotated[bool, typer.Option("--demo/--no-demo",
+                                       help="Publish the seed model if it is missing.")] = False,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Run migrations, then serve the hub with uvicorn."""
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    migrate.upgrade(settings)
+    if demo:
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        threading.Thread(target=_seed_when_ready, args=(settings, url), daemon=True).start()
+    typer.echo(f"OpenZoo on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port,
+                log_level=settings.log_level, workers=workers)
+
+
+@admin_app.command("create-token")
+def create_token_command(
+    name: Annotated[str, typer.Option(help="A label for the token.")] = "admin",
+    scope: Annotated[list[str], typer.Option(help="read, write or admin (repeatable).")] = ["admin"],  # noqa: B006
+    namespace: Annotated[list[str] | None, typer.Option(help="Limit to a namespace (repeatable).")] = None,
+    expires_days: Annotated[float | None, typer.Option(help="Expire after this many days.")] = None,
+) -> None:
+    """Create a token (the first admin token, typically) and print its secret once."""
+    settings = Settings()
+    migrate.upgrade(settings)
+    _, secret = _mint(settings, name, scope, namespace or None, expires_days)
+    typer.echo(secret)
+
+
+@admin_app.command("migrate")
+def migrate_command(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Upgrade the database schema (``zoo serve`` does this too)."""
+    migrate.upgrade(Settings(), revision)
+    typer.echo(f"database at {revision}")

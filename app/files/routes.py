@@ -1,0 +1,82 @@
+"""Download endpoint for one file of a version."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+from starlette.responses import FileResponse
+
+from app.auth import DbSession, OptionalPrincipal
+from app.deps import SettingsDep, StorageDep
+from app.errors import FileNotFound, ModelNotFound, VersionNotFound, error_responses
+from app.models.service import get_model
+from app.storage import blob_key
+from app.versions import service
+
+router = APIRouter(tags=["files"])
+
+
+class BlobFileResponse(FileResponse):
+    """FileResponse with 1 MiB reads: 16x fewer syscalls and event-loop hops than the default."""
+
+    chunk_size = 1024 * 1024
+
+
+def _counts_as_download(request: Request) -> bool:
+    # A resume (Range not starting at 0) or a HEAD is part of a fetch already counted.
+    if request.method != "GET":
+        return False
+    rng = request.headers.get("range", "").replace(" ", "")
+    return not rng or rng.startswith("bytes=0-")
+
+
+_PATH = "/models/{namespace}/{name}/versions/{ref}/files/{path:path}"
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"application/octet-stream": {}}},
+    206: {"description": "Partial content (Range)"},
+    302: {"description": "Redirect to a short-lived presigned URL (S3 backend)"},
+    416: {"description": "Range not satisfiable"},
+    **error_responses(ModelNotFound, VersionNotFound, FileNotFound),
+}
+
+
+@router.head(_PATH, operation_id="head_file", responses=_RESPONSES)
+@router.get(_PATH, operation_id="download_file", responses=_RESPONSES)
+def download_file(namespace: str, name: str, ref: str, path: str, request: Request,
+                  session: DbSession, principal: OptionalPrincipal, storage: StorageDep,
+                  settings: SettingsDep) -> Response:
+    """Download one file. ``ETag`` is its sha256 and ``X-Zoo-Version`` the resolved version.
+    On S3 a GET redirects to a presigned URL; on disk it streams with Range support."""
+    model = get_model(session, principal, namespace, name)
+    version = service.get_version(session, model, ref)
+    match = [f for f in version.files if f.path == path]
+    if not match:
+        raise FileNotFound(
+            f"version {version.number} of '{namespace}/{name}' has no file '{path[:300]}'",
+            details={"path": path[:300]},
+        )
+    file = match[0]
+    headers = {
+        "ETag": f'"{file.sha256}"',
+        "X-Zoo-Version": str(version.number),
+        "X-Zoo-Sha256": file.sha256,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "public, max-age=31536000, immutable" if ref.isdigit() else "no-cache",
+    }
+    if _counts_as_download(request) and path == service.primary_file(version):
+        service.count_download(session, version)
+    key = blob_key(file.sha256)
+    local = storage.local_path(key)
+    if local is not None:
+        return BlobFileResponse(local, headers=headers, media_type="application/octet-stream",
+                                filename=PurePosixPath(path).name)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(file.size)
+        return Response(status_code=200, headers=headers, media_type="application/octet-stream")
+    url = storage.presign_get(key, expires=settings.presign_expiry_seconds,
+                              filename=PurePosixPath(path).name,
+                              content_type="application/octet-stream")
+    assert url is not None  # a backend without local paths presigns
+    return RedirectResponse(url, status_code=302, headers=headers)

@@ -1,0 +1,69 @@
+"""The FastAPI application: ``create_app(settings)`` wires routers, storage, database, errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+
+from app import health
+from app.config import Settings
+from app.db import make_engine, make_sessionmaker
+from app.errors import PayloadTooLarge, install_error_handlers, render_error
+from app.files.routes import router as files_router
+from app.models.routes import router as models_router
+from app.storage_factory import make_storage
+from app.tokens.routes import router as tokens_router
+from app.uploads.routes import router as uploads_router
+from app.versions.routes import router as versions_router
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the hub. Settings are read once here (from ``ZOO_*``) unless given."""
+    settings = settings or Settings()
+    engine = make_engine(settings)
+    storage = make_storage(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        storage.ensure_ready()
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="OpenZoo",
+        version="0.1.0",
+        summary="A self-hostable hub for optimized (pruned and quantized) models.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.storage = storage
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def limit_json_bodies(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Blob uploads stream with their own per-file limit; every other body is small JSON.
+        if "/blobs/" not in request.url.path:
+            length = request.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > settings.max_json_body_bytes:
+                return render_error(PayloadTooLarge.status, PayloadTooLarge.code,
+                               f"request body of {length} bytes is over the "
+                               f"{settings.max_json_body_bytes}-byte limit")
+        return await call_next(request)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (models_router, versions_router, files_router, uploads_router, tokens_router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,1 @@
+"""Models: create, read, search (with cursor pagination) and stub resolution."""

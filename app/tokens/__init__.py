@@ -1,0 +1,1 @@
+"""API tokens: creation (shown once), listing, revocation."""

@@ -1,0 +1,1 @@
+"""Uploads: receiving blobs on the filesystem backend, committing and aborting versions."""

@@ -1,0 +1,1 @@
+"""Versions: publishing (open, upload, commit, abort), reading, aliases and results."""
