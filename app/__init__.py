@@ -1,1 +1,1 @@
-"""OpenZoo registry server: models, immutable versions and content-addressed blobs over a REST API."""
+"""OpenZoo registry server: models, immutable versions, content-addressed blobs, REST API."""

@@ -50,9 +50,12 @@ def bearer_secret(request: Request) -> str | None:
     return secret.strip()
 
 
-def optional_principal(
-    request: Request, session: Annotated[Session, Depends(get_session)]
-) -> Principal | None:
+# scope="function": commit (or roll back) before the response is sent, so a client that got
+# 201 can read what it created on its very next request.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def optional_principal(request: Request, session: DbSession) -> Principal | None:
     """The caller's principal, or None for anonymous requests. A bad token is never anonymous."""
     from app.tokens.service import authenticate  # tokens imports auth for Principal
 
@@ -91,4 +94,3 @@ def require_admin(principal: Principal) -> None:
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 RequiredPrincipal = Annotated[Principal, Depends(required_principal)]
-DbSession = Annotated[Session, Depends(get_session)]

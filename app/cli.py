@@ -19,13 +19,23 @@ admin_app = typer.Typer(help="Administer the hub: tokens, migrations.", no_args_
 log = logging.getLogger("app")
 
 
-def _mint(settings: Settings, name: str, scopes: list[str], namespaces: list[str] | None,
-          expires_in_days: float | None) -> tuple[int, str]:
+def _mint(
+    settings: Settings,
+    name: str,
+    scopes: list[str],
+    namespaces: list[str] | None,
+    expires_in_days: float | None,
+) -> tuple[int, str]:
     engine = make_engine(settings)
     try:
         with make_sessionmaker(engine)() as session:
-            token, secret = create_token(session, name=name, scopes=scopes, namespaces=namespaces,
-                                         expires_in_days=expires_in_days)
+            token, secret = create_token(
+                session,
+                name=name,
+                scopes=scopes,
+                namespaces=namespaces,
+                expires_in_days=expires_in_days,
+            )
             session.commit()
             return token.id, secret
     finally:
@@ -44,8 +54,9 @@ def _revoke(settings: Settings, token_id: int) -> None:
 
 def _seed_when_ready(settings: Settings, base_url: str) -> None:
     # A short-lived admin token publishes through the public API, then is revoked.
-    token_id, secret = _mint(settings, f"seed-{datetime.now(UTC):%Y%m%dT%H%M%S}", ["admin"],
-                             None, 1 / 24)
+    token_id, secret = _mint(
+        settings, f"seed-{datetime.now(UTC):%Y%m%dT%H%M%S}", ["admin"], None, 1 / 24
+    )
     try:
         seed.wait_ready(base_url)
         seed.seed(base_url, secret)
@@ -56,37 +67,52 @@ def _seed_when_ready(settings: Settings, base_url: str) -> None:
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (default ZOO_HOST or 127.0.0.1).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default ZOO_HOST or 127.0.0.1).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default ZOO_PORT or 8000).")] = None,
-    demo: Annotated[bool, typer.Option("--demo/--no-demo",
-                                       help="Publish the seed model if it is missing.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo/--no-demo", help="Publish the seed model if it is missing.")
+    ] = False,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
 ) -> None:
     """Run migrations, then serve the hub with uvicorn."""
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     migrate.upgrade(settings)
     if demo:
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         threading.Thread(target=_seed_when_ready, args=(settings, url), daemon=True).start()
     typer.echo(f"OpenZoo on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port,
-                log_level=settings.log_level, workers=workers)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        workers=workers,
+    )
 
 
 @admin_app.command("create-token")
 def create_token_command(
     name: Annotated[str, typer.Option(help="A label for the token.")] = "admin",
-    scope: Annotated[list[str], typer.Option(help="read, write or admin (repeatable).")] = ["admin"],  # noqa: B006
-    namespace: Annotated[list[str] | None, typer.Option(help="Limit to a namespace (repeatable).")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="read, write or admin (repeatable; default admin).")
+    ] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option(help="Limit to a namespace (repeatable).")
+    ] = None,
     expires_days: Annotated[float | None, typer.Option(help="Expire after this many days.")] = None,
 ) -> None:
     """Create a token (the first admin token, typically) and print its secret once."""
     settings = Settings()
     migrate.upgrade(settings)
-    _, secret = _mint(settings, name, scope, namespace or None, expires_days)
+    _, secret = _mint(settings, name, scope or ["admin"], namespace or None, expires_days)
     typer.echo(secret)
 
 

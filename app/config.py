@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     s3_bucket: str = "openzoo"
     s3_endpoint_url: str | None = None
     s3_public_endpoint_url: str | None = Field(
-        default=None, description="Host that presigned URLs name, when clients see the store elsewhere."
+        default=None,
+        description="Host that presigned URLs name, when clients see the store elsewhere.",
     )
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
@@ -44,7 +45,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(default=16 * 1024**3, description="Largest single file accepted.")
     max_files_per_version: int = 10_000
     max_json_body_bytes: int = Field(default=4 * 1024 * 1024)
-    upload_ttl_hours: int = Field(default=24, description="Pending uploads older than this are gc'd.")
+    upload_ttl_hours: int = Field(
+        default=24, description="Pending uploads older than this are gc'd."
+    )
 
     public_url: str | None = Field(
         default=None, description="Base URL the hub is reached at (for absolute links)."

@@ -210,14 +210,26 @@ def error_responses(*errors: type[ZooError]) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-def render_error(status: int, code: str, message: str, details: dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+def render_error(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": details or {}}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-_HTTP_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-               405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 416: "RANGE_NOT_SATISFIABLE"}
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    416: "RANGE_NOT_SATISFIABLE",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -247,7 +259,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render_error(500, "INTERNAL", "internal server error; the server log has the details")
+        return render_error(
+            500, "INTERNAL", "internal server error; the server log has the details"
+        )
 
     app.add_exception_handler(ZooError, on_zoo_error)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -33,5 +33,7 @@ def readyz(request: Request) -> JSONResponse:
     except StorageError as e:
         checks["storage"] = f"error: {e}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )

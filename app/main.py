@@ -55,10 +55,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Blob uploads stream with their own per-file limit; every other body is small JSON.
         if "/blobs/" not in request.url.path:
             length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > settings.max_json_body_bytes:
-                return render_error(PayloadTooLarge.status, PayloadTooLarge.code,
-                               f"request body of {length} bytes is over the "
-                               f"{settings.max_json_body_bytes}-byte limit")
+            if (
+                length is not None
+                and length.isdigit()
+                and int(length) > settings.max_json_body_bytes
+            ):
+                return render_error(
+                    PayloadTooLarge.status,
+                    PayloadTooLarge.code,
+                    f"request body of {length} bytes is over the "
+                    f"{settings.max_json_body_bytes}-byte limit",
+                )
         return await call_next(request)
 
     api = APIRouter(prefix=API_PREFIX)

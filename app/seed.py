@@ -12,15 +12,16 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
+from zoo.stubs import parse_stub
 
 from app.models.service import short_name
-from zoo.stubs import parse_stub
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class SeedFile:
 
 def _prune(weight: np.ndarray, sparsity: float) -> np.ndarray:
     """Unstructured magnitude pruning: zero the smallest |w| until ``sparsity`` is reached."""
-    k = int(round(weight.size * sparsity))
+    k = round(weight.size * sparsity)
     flat = np.abs(weight).ravel()
     threshold = np.partition(flat, k - 1)[k - 1] if k else -1.0
     return np.where(np.abs(weight) <= threshold, 0.0, weight).astype(np.float32)
@@ -63,16 +64,21 @@ def build_seed_model(seed: int = 0, sparsity: float = 0.9) -> list[SeedFile]:
         "mlp_tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
-        [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))],
+        [
+            numpy_helper.from_array(a, n)
+            for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))
+        ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="openzoo-seed")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="openzoo-seed"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     model_bytes = model.SerializeToString()
 
     x = rng.standard_normal((1, 64)).astype(np.float32)
-    (y,) = ReferenceEvaluator(model).run(None, {"input": x})
+    outputs = cast(list[Any], ReferenceEvaluator(model).run(None, {"input": x}))
+    y = np.asarray(outputs[0])
 
     def npz(**arrays: np.ndarray) -> bytes:
         buf = io.BytesIO()
@@ -116,8 +122,14 @@ modifiers:
     ]
 
 
-def publish_files(base_url: str, token: str, namespace: str, stub: str, files: list[SeedFile],
-                  **model_fields: object) -> int:
+def publish_files(
+    base_url: str,
+    token: str,
+    namespace: str,
+    stub: str,
+    files: list[SeedFile],
+    **model_fields: object,
+) -> int:
     """Create the model (if needed) and publish ``files`` as a new version over HTTP."""
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=60) as http:
@@ -128,8 +140,10 @@ def publish_files(base_url: str, token: str, namespace: str, stub: str, files: l
             name = short_name(parse_stub(stub))
         else:
             r.raise_for_status()
-        manifest = [{"path": f.path, "size": len(f.data), "sha256": hashlib.sha256(f.data).hexdigest()}
-                    for f in files]
+        manifest = [
+            {"path": f.path, "size": len(f.data), "sha256": hashlib.sha256(f.data).hexdigest()}
+            for f in files
+        ]
         r = http.post(f"/api/v1/models/{namespace}/{name}/versions", json={"files": manifest})
         r.raise_for_status()
         upload = r.json()
@@ -138,8 +152,9 @@ def publish_files(base_url: str, token: str, namespace: str, stub: str, files: l
             if blob["status"] == "stored":
                 continue
             put_headers = headers if blob["authenticated"] else {}
-            httpx.put(blob["url"], content=by_sha[blob["sha256"]], headers=put_headers,
-                      timeout=60).raise_for_status()
+            httpx.put(
+                blob["url"], content=by_sha[blob["sha256"]], headers=put_headers, timeout=60
+            ).raise_for_status()
         r = http.post(f"/api/v1/uploads/{upload['upload_id']}/commit")
         r.raise_for_status()
         return int(r.json()["number"])
@@ -164,9 +179,16 @@ def seed(base_url: str, token: str) -> None:
     if r.status_code == 200:
         log.info("seed model already published: %s", SEED_STUB)
         return
-    number = publish_files(base_url, token, SEED_NAMESPACE, SEED_STUB, build_seed_model(),
-                           display_name="MLP tiny, 90% pruned (synthetic)", license="apache-2.0",
-                           description="A small real ONNX model to browse, download and verify.")
+    number = publish_files(
+        base_url,
+        token,
+        SEED_NAMESPACE,
+        SEED_STUB,
+        build_seed_model(),
+        display_name="MLP tiny, 90% pruned (synthetic)",
+        license="apache-2.0",
+        description="A small real ONNX model to browse, download and verify.",
+    )
     log.info("published %s@%d", SEED_STUB, number)
 
 

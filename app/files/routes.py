@@ -44,9 +44,17 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 
 @router.head(_PATH, operation_id="head_file", responses=_RESPONSES)
 @router.get(_PATH, operation_id="download_file", responses=_RESPONSES)
-def download_file(namespace: str, name: str, ref: str, path: str, request: Request,
-                  session: DbSession, principal: OptionalPrincipal, storage: StorageDep,
-                  settings: SettingsDep) -> Response:
+def download_file(
+    namespace: str,
+    name: str,
+    ref: str,
+    path: str,
+    request: Request,
+    session: DbSession,
+    principal: OptionalPrincipal,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> Response:
     """Download one file. ``ETag`` is its sha256 and ``X-Zoo-Version`` the resolved version.
     On S3 a GET redirects to a presigned URL; on disk it streams with Range support."""
     model = get_model(session, principal, namespace, name)
@@ -70,13 +78,20 @@ def download_file(namespace: str, name: str, ref: str, path: str, request: Reque
     key = blob_key(file.sha256)
     local = storage.local_path(key)
     if local is not None:
-        return BlobFileResponse(local, headers=headers, media_type="application/octet-stream",
-                                filename=PurePosixPath(path).name)
+        return BlobFileResponse(
+            local,
+            headers=headers,
+            media_type="application/octet-stream",
+            filename=PurePosixPath(path).name,
+        )
     if request.method == "HEAD":
         headers["Content-Length"] = str(file.size)
         return Response(status_code=200, headers=headers, media_type="application/octet-stream")
-    url = storage.presign_get(key, expires=settings.presign_expiry_seconds,
-                              filename=PurePosixPath(path).name,
-                              content_type="application/octet-stream")
+    url = storage.presign_get(
+        key,
+        expires=settings.presign_expiry_seconds,
+        filename=PurePosixPath(path).name,
+        content_type="application/octet-stream",
+    )
     assert url is not None  # a backend without local paths presigns
     return RedirectResponse(url, status_code=302, headers=headers)

@@ -18,10 +18,12 @@ class ModelCreate(BaseModel):
     to the short (v2) stub derived from them."""
 
     namespace: str = Field(pattern=NAMESPACE_PATTERN, examples=["openzoo"])
-    name: str | None = Field(default=None, pattern=NAME_PATTERN,
-                             examples=["resnet_v1-50-imagenet-pruned90"])
+    name: str | None = Field(
+        default=None, pattern=NAME_PATTERN, examples=["resnet_v1-50-imagenet-pruned90"]
+    )
     stub: str | None = Field(
-        default=None, max_length=512,
+        default=None,
+        max_length=512,
         examples=["zoo:cv/classification/resnet_v1-50/pytorch/openzoo/imagenet/pruned90-none"],
     )
     display_name: str = Field(default="", max_length=200)
@@ -104,5 +106,6 @@ class ModelPage(BaseModel):
     next_cursor: str | None
 
 
-SortKey = Literal["name", "-name", "created", "-created", "downloads", "-downloads",
-                  "sparsity", "-sparsity"]
+SortKey = Literal[
+    "name", "-name", "created", "-created", "downloads", "-downloads", "sparsity", "-sparsity"
+]

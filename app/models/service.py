@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, true, tuple_
 from sqlalchemy.orm import Session
+from zoo.stubs import InvalidStubError, Stub, parse_stub
 
 from app.auth import Principal, require_write
 from app.errors import InvalidCursor, InvalidStub, ModelExists, ModelNotFound
 from app.orm import Model, Namespace
-from zoo.stubs import InvalidStubError, Stub, parse_stub
 
 
 def visible(principal: Principal | None) -> ColumnElement[bool]:
@@ -28,7 +28,7 @@ def visible(principal: Principal | None) -> ColumnElement[bool]:
     return or_(Model.visibility == "public", Namespace.name.in_(sorted(principal.namespaces)))
 
 
-def _base_query(principal: Principal | None) -> Select[tuple[Model]]:
+def _base_query(principal: Principal | None) -> Select[Model]:
     return select(Model).join(Model.namespace).where(visible(principal))
 
 
@@ -38,7 +38,9 @@ def get_model(session: Session, principal: Principal | None, namespace: str, nam
         _base_query(principal).where(Namespace.name == namespace, Model.name == name)
     )
     if model is None:
-        raise ModelNotFound(f"no model '{namespace}/{name}': search with 'zoo search' or GET /api/v1/models")
+        raise ModelNotFound(
+            f"no model '{namespace}/{name}': search with 'zoo search' or GET /api/v1/models"
+        )
     return model
 
 
@@ -99,28 +101,47 @@ def create_model(session: Session, principal: Principal, new: NewModel) -> Model
             raise InvalidStub(f"stub '{new.stub}' names a version or recipe; a model stub cannot")
         fields = {
             k: getattr(stub, k)
-            for k in ("domain", "task", "architecture", "sub_architecture", "framework", "repo",
-                      "dataset", "training_scheme", "sparse_tag")
+            for k in (
+                "domain",
+                "task",
+                "architecture",
+                "sub_architecture",
+                "framework",
+                "repo",
+                "dataset",
+                "training_scheme",
+                "sparse_tag",
+            )
         }
         fields["path_stub"] = stub.path
         name = name or short_name(stub)
         clash = session.scalar(select(Model).where(Model.path_stub == stub.path))
         if clash is not None:
-            raise ModelExists(f"a model with stub 'zoo:{stub.path}' already exists",
-                              details={"stub": f"zoo:{stub.path}"})
+            raise ModelExists(
+                f"a model with stub 'zoo:{stub.path}' already exists",
+                details={"stub": f"zoo:{stub.path}"},
+            )
     if not name:
         raise InvalidStub("give the model a 'name' or a path 'stub' to derive it from")
     ns = _namespace(session, new.namespace)
     if session.scalar(select(Model.id).where(Model.namespace_id == ns.id, Model.name == name)):
-        raise ModelExists(f"model '{new.namespace}/{name}' already exists",
-                          details={"model": f"{new.namespace}/{name}"})
+        raise ModelExists(
+            f"model '{new.namespace}/{name}' already exists",
+            details={"model": f"{new.namespace}/{name}"},
+        )
     base_id = None
     if new.base_model:
         base_id = resolve_model(session, principal, parse(new.base_model)).id
     model = Model(
-        namespace=ns, name=name, display_name=new.display_name or name,
-        description=new.description, license=new.license, tags=list(new.tags),
-        visibility=new.visibility, base_model_id=base_id, **fields,
+        namespace=ns,
+        name=name,
+        display_name=new.display_name or name,
+        description=new.description,
+        license=new.license,
+        tags=list(new.tags),
+        visibility=new.visibility,
+        base_model_id=base_id,
+        **fields,
     )
     session.add(model)
     session.flush()
@@ -155,13 +176,17 @@ def resolve_model(session: Session, principal: Principal | None, stub: Stub) -> 
     )
 
 
-def closest_stubs(session: Session, principal: Principal | None, stub: Stub, n: int = 3) -> list[str]:
+def closest_stubs(
+    session: Session, principal: Principal | None, stub: Stub, n: int = 3
+) -> list[str]:
     """Up to ``n`` visible stubs that look like ``stub`` (for 'did you mean' hints)."""
     import difflib
 
     rows = session.execute(
         select(Namespace.name, Model.name, Model.path_stub)
-        .join(Model.namespace).where(visible(principal)).limit(20_000)
+        .join(Model.namespace)
+        .where(visible(principal))
+        .limit(20_000)
     ).all()
     if stub.form == "path":
         pool = {f"zoo:{p}": f"zoo:{p}" for _, _, p in rows if p}
@@ -215,7 +240,11 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
-        if not isinstance(data, dict) or data.get("s") != sort or not isinstance(data.get("i"), int):
+        if (
+            not isinstance(data, dict)
+            or data.get("s") != sort
+            or not isinstance(data.get("i"), int)
+        ):
             raise ValueError("cursor made for another sort")
         value = data["v"]
         key = sort.lstrip("-")
@@ -235,8 +264,13 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
 
 
 def search_models(
-    session: Session, principal: Principal | None, filters: SearchFilters, *,
-    sort: str = "name", limit: int = 50, cursor: str | None = None,
+    session: Session,
+    principal: Principal | None,
+    filters: SearchFilters,
+    *,
+    sort: str = "name",
+    limit: int = 50,
+    cursor: str | None = None,
 ) -> tuple[list[Model], str | None]:
     """One page of visible models with at least one ready version, and the next page's cursor."""
     query = _base_query(principal).where(Model.latest_version.is_not(None))
@@ -254,19 +288,23 @@ def search_models(
         query = query.where(Model.quantized.is_(filters.quantized))
     if filters.q:
         q = filters.q
-        query = query.where(or_(
-            Model.name.icontains(q, autoescape=True),
-            Model.display_name.icontains(q, autoescape=True),
-            Model.description.icontains(q, autoescape=True),
-            Model.path_stub.icontains(q, autoescape=True),
-        ))
+        query = query.where(
+            or_(
+                Model.name.icontains(q, autoescape=True),
+                Model.display_name.icontains(q, autoescape=True),
+                Model.description.icontains(q, autoescape=True),
+                Model.path_stub.icontains(q, autoescape=True),
+            )
+        )
     key = sort.lstrip("-")
     descending = sort.startswith("-")
     column = _SORT_COLUMNS[key]
     if cursor is not None:
         value, last_id = _decode_cursor(cursor, sort)
         pair = tuple_(column, Model.id)
-        query = query.where(pair < tuple_(value, last_id) if descending else pair > tuple_(value, last_id))
+        query = query.where(
+            pair < tuple_(value, last_id) if descending else pair > tuple_(value, last_id)
+        )
     order = (column.desc(), Model.id.desc()) if descending else (column.asc(), Model.id.asc())
     rows = list(session.scalars(query.order_by(*order).limit(limit + 1)).all())
     next_cursor = None
@@ -274,7 +312,9 @@ def search_models(
         rows = rows[:limit]
         last = rows[-1]
         last_value = {
-            "name": last.name, "created": last.created_at, "downloads": last.downloads,
+            "name": last.name,
+            "created": last.created_at,
+            "downloads": last.downloads,
             "sparsity": last.sparsity if last.sparsity is not None else -1.0,
         }[key]
         next_cursor = _encode_cursor(sort, last_value, last.id)

@@ -25,7 +25,7 @@ class Namespace(Base):
 
 
 class Model(Base):
-    """A model repository: immutable versions under one namespace/name and (optionally) a path stub."""
+    """A model repository: immutable versions under namespace/name, optionally a path stub."""
 
     __tablename__ = "models"
     __table_args__ = (

@@ -6,8 +6,17 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Enum, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.orm.base import Base, utcnow
@@ -51,7 +60,12 @@ class Version(Base):
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
     number: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[VersionStatus] = mapped_column(
-        Enum(VersionStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        Enum(
+            VersionStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        ),
         default=VersionStatus.PENDING,
     )
     message: Mapped[str] = mapped_column(Text, default="")
@@ -72,7 +86,9 @@ class Version(Base):
     files: Mapped[list[File]] = relationship(
         back_populates="version", order_by="File.path", cascade="all, delete-orphan"
     )
-    recipes: Mapped[list[Recipe]] = relationship(order_by="Recipe.name", cascade="all, delete-orphan")
+    recipes: Mapped[list[Recipe]] = relationship(
+        order_by="Recipe.name", cascade="all, delete-orphan"
+    )
     benchmarks: Mapped[list[BenchmarkResult]] = relationship(
         order_by="BenchmarkResult.id", cascade="all, delete-orphan"
     )

@@ -9,16 +9,22 @@ from app.errors import Forbidden, TokenNotFound, Unauthorized, error_responses
 from app.tokens import service
 from app.tokens.schemas import TokenCreate, TokenCreated, TokenOut
 
-router = APIRouter(prefix="/tokens", tags=["tokens"],
-                   responses=error_responses(Unauthorized, Forbidden))
+router = APIRouter(
+    prefix="/tokens", tags=["tokens"], responses=error_responses(Unauthorized, Forbidden)
+)
 
 
 @router.post("", status_code=201, response_model=TokenCreated)
-def create_token(body: TokenCreate, session: DbSession, principal: RequiredPrincipal) -> TokenCreated:
+def create_token(
+    body: TokenCreate, session: DbSession, principal: RequiredPrincipal
+) -> TokenCreated:
     """Create a token. The secret is in this answer only."""
     require_admin(principal)
     token, secret = service.create_token(
-        session, name=body.name, scopes=body.scopes, namespaces=body.namespaces,
+        session,
+        name=body.name,
+        scopes=body.scopes,
+        namespaces=body.namespaces,
         expires_in_days=body.expires_in_days,
     )
     return TokenCreated(**TokenOut.model_validate(token).model_dump(), token=secret)

@@ -27,8 +27,11 @@ from app.versions import publish
 from app.versions.present import version_out
 from app.versions.schemas import SHA256_PATTERN, UploadCommit, VersionOut
 
-router = APIRouter(prefix="/uploads/{upload_id}", tags=["uploads"],
-                   responses=error_responses(Unauthorized, Forbidden, UploadNotFound, UploadNotPending))
+router = APIRouter(
+    prefix="/uploads/{upload_id}",
+    tags=["uploads"],
+    responses=error_responses(Unauthorized, Forbidden, UploadNotFound, UploadNotPending),
+)
 
 
 class BlobReceived(BaseModel):
@@ -49,21 +52,30 @@ def writable_upload(upload_id: str, session: DbSession, principal: RequiredPrinc
 WritableUpload = Annotated[Version, Depends(writable_upload)]
 
 
-@router.put("/blobs/{sha256}", status_code=201, response_model=BlobReceived,
-            responses=error_responses(DigestMismatch, InvalidManifest))
+@router.put(
+    "/blobs/{sha256}",
+    status_code=201,
+    response_model=BlobReceived,
+    responses=error_responses(DigestMismatch, InvalidManifest),
+)
 async def upload_blob(
-    sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], request: Request,
-    version: WritableUpload, storage: StorageDep,
+    sha256: Annotated[str, Path(pattern=SHA256_PATTERN)],
+    request: Request,
+    version: WritableUpload,
+    storage: StorageDep,
 ) -> BlobReceived:
     """Upload one blob's bytes as the request body (filesystem backend). The bytes are hashed
     while they stream to disk and kept only if size and sha256 match the manifest."""
     stream = request.stream().__aiter__()
 
+    async def next_chunk() -> bytes:
+        return await stream.__anext__()
+
     def chunks() -> Iterator[bytes]:
         # Runs in a worker thread: pull each chunk from the event loop as the store writes.
         while True:
             try:
-                chunk = anyio.from_thread.run(stream.__anext__)
+                chunk = anyio.from_thread.run(next_chunk)
             except StopAsyncIteration:
                 return
             if chunk:
@@ -75,21 +87,32 @@ async def upload_blob(
     return BlobReceived(sha256=result.sha256, size=result.size)
 
 
-@router.post("/commit", response_model=VersionOut,
-             responses=error_responses(DigestMismatch, InvalidOnnx, InvalidManifest))
-def commit_upload(version: WritableUpload, session: DbSession, principal: RequiredPrincipal,
-                  storage: StorageDep, factory: SessionFactoryDep, base: BaseUrl,
-                  body: UploadCommit | None = None) -> VersionOut:
+@router.post(
+    "/commit",
+    response_model=VersionOut,
+    responses=error_responses(DigestMismatch, InvalidOnnx, InvalidManifest),
+)
+def commit_upload(
+    version: WritableUpload,
+    session: DbSession,
+    principal: RequiredPrincipal,
+    storage: StorageDep,
+    factory: SessionFactoryDep,
+    base: BaseUrl,
+    body: UploadCommit | None = None,
+) -> VersionOut:
     """Verify every blob and make the version ready: it gets the next number and ``latest``."""
-    parts = {b.sha256: [(p.part_number, p.etag) for p in b.parts] for b in (body.multipart if body else [])}
+    parts = {
+        b.sha256: [(p.part_number, p.etag) for p in b.parts]
+        for b in (body.multipart if body else [])
+    }
     committed = publish.commit_upload(session, factory, storage, principal, version, parts)
     return version_out(session, committed, base)
 
 
 @router.delete("", status_code=204)
-def abort_upload(version: WritableUpload, session: DbSession, principal: RequiredPrincipal,
-                 storage: StorageDep) -> None:
+def abort_upload(
+    version: WritableUpload, session: DbSession, principal: RequiredPrincipal, storage: StorageDep
+) -> None:
     """Abandon the upload; its staged bytes are deleted and it never becomes visible."""
     publish.abort_upload(session, storage, principal, version)
-
-

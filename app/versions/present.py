@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session
+from zoo.stubs import Stub
 
 from app.auth import Principal
 from app.errors import NotFound
@@ -21,21 +22,28 @@ from app.versions.schemas import (
     VersionOut,
     VersionSummary,
 )
-from zoo.stubs import Stub
 
 
 def file_url(base: str, model: Model, number: int, path: str) -> str:
     """Absolute download URL of one file of a version."""
-    return (f"{base}/api/v1/models/{model.namespace.name}/{model.name}/versions/{number}"
-            f"/files/{quote(path)}")
+    return (
+        f"{base}/api/v1/models/{model.namespace.name}/{model.name}/versions/{number}"
+        f"/files/{quote(path)}"
+    )
 
 
 def version_summary(version: Version, aliases: list[str]) -> VersionSummary:
     assert version.number is not None
     return VersionSummary(
-        number=version.number, created_at=version.created_at, committed_at=version.committed_at,
-        message=version.message, total_size=version.total_size, file_count=len(version.files),
-        sparsity=version.sparsity, quantized=version.quantized, aliases=aliases,
+        number=version.number,
+        created_at=version.created_at,
+        committed_at=version.committed_at,
+        message=version.message,
+        total_size=version.total_size,
+        file_count=len(version.files),
+        sparsity=version.sparsity,
+        quantized=version.quantized,
+        aliases=aliases,
         downloads=version.downloads,
     )
 
@@ -49,8 +57,16 @@ def version_out(session: Session, version: Version, base: str) -> VersionOut:
     return VersionOut(
         **summary.model_dump(),
         model=ModelOut.of(model),
-        files=[FileOut(path=f.path, file_type=f.file_type, size=f.size, sha256=f.sha256,
-                       url=file_url(base, model, version.number, f.path)) for f in version.files],
+        files=[
+            FileOut(
+                path=f.path,
+                file_type=f.file_type,
+                size=f.size,
+                sha256=f.sha256,
+                url=file_url(base, model, version.number, f.path),
+            )
+            for f in version.files
+        ],
         recipes=[RecipeOut.model_validate(r) for r in version.recipes],
         sparsity_profile=version.sparsity_profile,
         meta=version.meta,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+from zoo.layout import InvalidFilePath, file_type, validate_file_path
 
 from app.auth import Principal, require_write
 from app.config import Settings
@@ -35,7 +36,6 @@ from app.storage.base import Source
 from app.versions import validation
 from app.versions.schemas import BlobTarget, ManifestFile, PartUrl
 from app.versions.service import LATEST, move_alias
-from zoo.layout import InvalidFilePath, file_type, validate_file_path
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,16 @@ def _upload_url(settings: Settings, base_url: str, upload_id: str, sha256: str) 
 
 
 def open_upload(
-    session: Session, storage: Storage, settings: Settings, principal: Principal, model: Model,
-    files: list[ManifestFile], *, message: str, meta: dict[str, object], base_url: str,
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    principal: Principal,
+    model: Model,
+    files: list[ManifestFile],
+    *,
+    message: str,
+    meta: dict[str, object],
+    base_url: str,
 ) -> OpenedUpload:
     """Create a pending version; answer, per blob, "stored" or where to upload it."""
     require_write(principal, model.namespace.name)
@@ -97,10 +105,17 @@ def open_upload(
     for f in files:
         paths.setdefault(f.sha256, []).append(f.path)
     version = Version(
-        upload_id=upload_id, model_id=model.id, status=VersionStatus.PENDING, message=message,
-        meta=dict(meta), created_by=principal.token_id, total_size=sum(f.size for f in files),
-        files=[File(path=f.path, file_type=file_type(f.path), size=f.size, sha256=f.sha256)
-               for f in files],
+        upload_id=upload_id,
+        model_id=model.id,
+        status=VersionStatus.PENDING,
+        message=message,
+        meta=dict(meta),
+        created_by=principal.token_id,
+        total_size=sum(f.size for f in files),
+        files=[
+            File(path=f.path, file_type=file_type(f.path), size=f.size, sha256=f.sha256)
+            for f in files
+        ],
     )
     targets: list[BlobTarget] = []
     multipart: dict[str, str] = {}
@@ -122,7 +137,10 @@ def open_upload(
             count = -(-size // part)
             target.method, target.part_size = "PUT", part
             target.parts = [
-                PartUrl(part_number=n, url=storage.presign_part(key, s3_upload, n, expires=expires) or "")
+                PartUrl(
+                    part_number=n,
+                    url=storage.presign_part(key, s3_upload, n, expires=expires) or "",
+                )
                 for n in range(1, count + 1)
             ]
         targets.append(target)
@@ -156,7 +174,9 @@ def receive_blob(storage: Storage, version: Version, sha256: str, body: Source) 
     _pending(version)
     declared = {f.sha256: f.size for f in version.files}
     if sha256 not in declared:
-        raise InvalidManifest(f"blob {sha256} is not in the manifest of upload '{version.upload_id}'")
+        raise InvalidManifest(
+            f"blob {sha256} is not in the manifest of upload '{version.upload_id}'"
+        )
     key = staging_key(version.upload_id, sha256)
     try:
         result = storage.write_stream(key, body, max_bytes=declared[sha256])
@@ -189,14 +209,21 @@ def _mark_failed(factory: sessionmaker[Session], version_id: int, reason: str) -
     # The request's own transaction is rolled back when the error propagates, so the failure is
     # recorded in a transaction of its own: the upload must not stay pending after it failed.
     with factory() as s:
-        s.execute(update(Version).where(Version.id == version_id)
-                  .values(status=VersionStatus.FAILED, message=reason[:5000]))
+        s.execute(
+            update(Version)
+            .where(Version.id == version_id)
+            .values(status=VersionStatus.FAILED, message=reason[:5000])
+        )
         s.commit()
 
 
 def commit_upload(
-    session: Session, factory: sessionmaker[Session], storage: Storage, principal: Principal,
-    version: Version, multipart_parts: dict[str, list[tuple[int, str]]],
+    session: Session,
+    factory: sessionmaker[Session],
+    storage: Storage,
+    principal: Principal,
+    version: Version,
+    multipart_parts: dict[str, list[tuple[int, str]]],
 ) -> Version:
     """Verify every blob, validate ONNX files, then number the version and make it ready."""
     model = version.model
@@ -213,14 +240,16 @@ def commit_upload(
             parts = multipart_parts.get(sha)
             if not parts:
                 raise InvalidManifest(
-                    f"blob {sha} was uploaded in parts: list them (part_number, etag) in 'multipart'"
+                    f"blob {sha} was uploaded in parts: "
+                    "list them (part_number, etag) in 'multipart'"
                 )
             storage.complete_multipart(key, s3_upload, sorted(parts))
         info = storage.stat(key)
         if info is None:
             missing = [f.path for f in version.files if f.sha256 == sha]
             raise DigestMismatch(
-                f"blob {sha} (for {', '.join(missing)}) was never uploaded: upload it, then commit again",
+                f"blob {sha} (for {', '.join(missing)}) was never uploaded: "
+                "upload it, then commit again",
                 details={"sha256": sha, "paths": missing},
             )
         result = storage.hash_object(key)
@@ -245,7 +274,8 @@ def commit_upload(
 
     version.recipes = [
         Recipe(name=validation.recipe_name(f.path), path=f.path, sha256=f.sha256)
-        for f in version.files if f.file_type == "recipe"
+        for f in version.files
+        if f.file_type == "recipe"
     ]
     version.sparsity, version.quantized = report.sparsity, report.quantized
     version.sparsity_profile = report.profile
@@ -253,9 +283,14 @@ def commit_upload(
     # The atomic increment takes the model row's write lock (PostgreSQL row lock, SQLite's
     # database lock) until this transaction ends, so concurrent commits number in sequence.
     number = session.execute(
-        update(Model).where(Model.id == model.id)
-        .values(latest_version=func.coalesce(Model.latest_version, 0) + 1,
-                sparsity=report.sparsity, quantized=report.quantized, updated_at=utcnow())
+        update(Model)
+        .where(Model.id == model.id)
+        .values(
+            latest_version=func.coalesce(Model.latest_version, 0) + 1,
+            sparsity=report.sparsity,
+            quantized=report.quantized,
+            updated_at=utcnow(),
+        )
         .returning(Model.latest_version)
     ).scalar_one()
     version.number = number
@@ -271,7 +306,9 @@ def _discard_staged(storage: Storage, version: Version, shas: Iterable[str]) -> 
     storage.delete_many(staging_key(version.upload_id, s) for s in shas)
 
 
-def abort_upload(session: Session, storage: Storage, principal: Principal, version: Version) -> None:
+def abort_upload(
+    session: Session, storage: Storage, principal: Principal, version: Version
+) -> None:
     """Abandon a pending upload: staged bytes and multipart parts are deleted."""
     require_write(principal, version.model.namespace.name)
     _pending(version)

@@ -40,7 +40,8 @@ def get_version(session: Session, model: Model, ref: str | int | None) -> Versio
     if isinstance(ref, int):
         version = session.scalar(
             select(Version).where(
-                Version.model_id == model.id, Version.number == ref,
+                Version.model_id == model.id,
+                Version.number == ref,
                 Version.status == VersionStatus.READY,
             )
         )
@@ -60,13 +61,16 @@ def get_version(session: Session, model: Model, ref: str | int | None) -> Versio
 def aliases_of(session: Session, model: Model) -> dict[int, list[str]]:
     """version id -> alias names, for one model."""
     out: dict[int, list[str]] = {}
-    for alias in session.scalars(select(Alias).where(Alias.model_id == model.id).order_by(Alias.name)):
+    for alias in session.scalars(
+        select(Alias).where(Alias.model_id == model.id).order_by(Alias.name)
+    ):
         out.setdefault(alias.version_id, []).append(alias.name)
     return out
 
 
-def move_alias(session: Session, model: Model, name: str, version: Version,
-               token_id: int | None) -> Alias:
+def move_alias(
+    session: Session, model: Model, name: str, version: Version, token_id: int | None
+) -> Alias:
     """Point alias ``name`` at ``version`` and record the move in the history."""
     alias = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == name))
     if alias is None:
@@ -80,11 +84,15 @@ def move_alias(session: Session, model: Model, name: str, version: Version,
     return alias
 
 
-def set_alias(session: Session, principal: Principal, model: Model, name: str, number: int) -> Alias:
+def set_alias(
+    session: Session, principal: Principal, model: Model, name: str, number: int
+) -> Alias:
     """Point a user alias at a ready version (``latest`` is moved by publishing only)."""
     require_write(principal, model.namespace.name)
     if name == LATEST:
-        raise BadRequest("'latest' moves by itself when a version is published; choose another name")
+        raise BadRequest(
+            "'latest' moves by itself when a version is published; choose another name"
+        )
     return move_alias(session, model, name, get_version(session, model, number), principal.token_id)
 
 
@@ -97,7 +105,9 @@ def delete_alias(session: Session, principal: Principal, model: Model, name: str
     if alias is None:
         raise NotFound(f"model '{model.namespace.name}/{model.name}' has no alias '{name}'")
     session.delete(alias)
-    session.add(AliasEvent(model_id=model.id, name=name, version_id=None, token_id=principal.token_id))
+    session.add(
+        AliasEvent(model_id=model.id, name=name, version_id=None, token_id=principal.token_id)
+    )
     session.flush()
 
 
@@ -108,8 +118,9 @@ def alias_history(session: Session, model: Model) -> Sequence[AliasEvent]:
     ).all()
 
 
-def add_benchmark(session: Session, principal: Principal, version: Version,
-                  fields: dict[str, object]) -> BenchmarkResult:
+def add_benchmark(
+    session: Session, principal: Principal, version: Version, fields: dict[str, object]
+) -> BenchmarkResult:
     """Attach a benchmark result to a ready version."""
     require_write(principal, version.model.namespace.name)
     row = BenchmarkResult(version_id=version.id, **fields)
@@ -118,8 +129,9 @@ def add_benchmark(session: Session, principal: Principal, version: Version,
     return row
 
 
-def add_eval(session: Session, principal: Principal, version: Version,
-             fields: dict[str, object]) -> EvalResult:
+def add_eval(
+    session: Session, principal: Principal, version: Version, fields: dict[str, object]
+) -> EvalResult:
     """Attach an eval result to a ready version."""
     require_write(principal, version.model.namespace.name)
     value = fields.get("value")
@@ -138,12 +150,15 @@ def primary_file(version: Version) -> str | None:
     if "model.onnx" in paths:
         return "model.onnx"
     onnx = [p for p in paths if p.endswith(".onnx")]
-    return (onnx or paths or [None])[0]
+    candidates = onnx or paths
+    return candidates[0] if candidates else None
 
 
 def count_download(session: Session, version: Version) -> None:
     """Atomically add one download to the version and its model."""
-    session.execute(update(Version).where(Version.id == version.id)
-                    .values(downloads=Version.downloads + 1))
-    session.execute(update(Model).where(Model.id == version.model_id)
-                    .values(downloads=Model.downloads + 1))
+    session.execute(
+        update(Version).where(Version.id == version.id).values(downloads=Version.downloads + 1)
+    )
+    session.execute(
+        update(Model).where(Model.id == version.model_id).values(downloads=Model.downloads + 1)
+    )

@@ -4,20 +4,20 @@ inside the version, and gets its sparsity measured."""
 from __future__ import annotations
 
 import tempfile
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import onnx
 from google.protobuf.message import DecodeError
+from zoo.analysis import measure_sparsity
+from zoo.layout import InvalidFilePath, validate_file_path
 
 from app.errors import InvalidOnnx
 from app.orm import Version
 from app.storage import Storage, blob_key, staging_key
-from zoo.analysis import measure_sparsity
-from zoo.layout import InvalidFilePath, validate_file_path
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,11 @@ class VersionReport:
 
 
 def recipe_name(path: str) -> str:
-    """``recipe/recipe_transfer_learn.md`` -> ``transfer_learn``; ``recipe/original.yaml`` -> ``original``."""
+    """The ``?recipe=`` name of a recipe file.
+
+    ``recipe/recipe_transfer_learn.md`` -> ``transfer_learn``;
+    ``recipe/original.yaml`` -> ``original``
+    """
     stem = PurePosixPath(path).name.split(".")[0]
     return stem.removeprefix("recipe_") or stem
 
@@ -87,15 +91,17 @@ def validate_version(storage: Storage, version: Version, *, staged: set[str]) ->
             try:
                 model = onnx.load(str(local), load_external_data=False)
             except (DecodeError, ValueError, RuntimeError, OSError) as e:
-                raise InvalidOnnx(f"{f.path} is not a readable ONNX model: {e}",
-                                  details={"path": f.path}) from e
+                raise InvalidOnnx(
+                    f"{f.path} is not a readable ONNX model: {e}", details={"path": f.path}
+                ) from e
         _check_external_data(model, f.path, paths)
         try:
             onnx.checker.check_model(model)
         except (onnx.checker.ValidationError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InvalidOnnx(f"{f.path} fails the ONNX checker: {first}",
-                              details={"path": f.path}) from e
+            raise InvalidOnnx(
+                f"{f.path} fails the ONNX checker: {first}", details={"path": f.path}
+            ) from e
         measured = measure_sparsity(model)
         profile[f.path] = measured.to_dict()
         quantized = quantized or measured.quantized
