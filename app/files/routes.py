@@ -10,7 +10,14 @@ from starlette.responses import FileResponse
 
 from app.auth import DbSession, OptionalPrincipal
 from app.deps import SettingsDep, StorageDep
-from app.errors import FileNotFound, ModelNotFound, VersionNotFound, error_responses
+from app.errors import (
+    FileNotFound,
+    ModelNotFound,
+    RangeNotSatisfiable,
+    VersionNotFound,
+    error_responses,
+    render_error,
+)
 from app.models.service import get_model
 from app.storage import blob_key
 from app.versions import service
@@ -30,6 +37,32 @@ def _counts_as_download(request: Request) -> bool:
         return False
     rng = request.headers.get("range", "").replace(" ", "")
     return not rng or rng.startswith("bytes=0-")
+
+
+def _unsatisfiable_range(request: Request, size: int) -> str | None:
+    """The Range spec if it asks for bytes past the end of the file (starlette's rule), else None.
+
+    Checked here so the 416 carries the JSON error body; satisfiable ranges stream as usual.
+    """
+    header = request.headers.get("range")
+    if not header or request.headers.get("if-range") is not None:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes":
+        return None
+    for part in spec.split(","):
+        first, dash, last = (p.strip() for p in part.strip().partition("-"))
+        if not dash:
+            continue
+        if first.isdigit():
+            start = int(first)
+        elif last.isdigit():
+            start = max(size - int(last), 0)
+        else:
+            continue
+        if start >= size:
+            return spec.strip()
+    return None
 
 
 _PATH = "/models/{namespace}/{name}/versions/{ref}/files/{path:path}"
@@ -73,10 +106,19 @@ def download_file(
         "Accept-Ranges": "bytes",
         "Cache-Control": "public, max-age=31536000, immutable" if ref.isdigit() else "no-cache",
     }
-    if _counts_as_download(request) and path == service.primary_file(version):
-        service.count_download(session, version)
     key = blob_key(file.sha256)
     local = storage.local_path(key)
+    bad_range = _unsatisfiable_range(request, file.size) if local is not None else None
+    if bad_range is not None:
+        return render_error(
+            RangeNotSatisfiable.status,
+            RangeNotSatisfiable.code,
+            f"range '{bad_range[:100]}' starts past the end of '{path[:300]}' ({file.size} bytes)",
+            {"range": bad_range[:100], "size": file.size},
+            headers={"Content-Range": f"bytes */{file.size}"},
+        )
+    if _counts_as_download(request) and path == service.primary_file(version):
+        service.count_download(session, version)
     if local is not None:
         return BlobFileResponse(
             local,

@@ -45,7 +45,8 @@ class Model(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     license: Mapped[str | None] = mapped_column(String(100))
     tags: Mapped[list[str]] = mapped_column(default=list)
-    visibility: Mapped[str] = mapped_column(String(16), default="public", index=True)
+    # Not indexed: two values, an index on it only misleads the planner.
+    visibility: Mapped[str] = mapped_column(String(16), default="public")
 
     # SparseZoo v1 path-stub fields; path_stub is their canonical text, unique when present.
     domain: Mapped[str | None] = mapped_column(String(100))

@@ -20,7 +20,7 @@ from app.storage.errors import (
 from app.storage.filesystem import FilesystemStorage
 from app.storage.keys import blob_key, staging_key, validate_key
 from app.storage.s3 import S3Storage
-from app.storage.verify import promote_verified
+from app.storage.verify import promote_verified, verify_upload
 
 __all__ = [
     "FilesystemStorage",
@@ -40,6 +40,7 @@ __all__ = [
     "promote_verified",
     "staging_key",
     "validate_key",
+    "verify_upload",
 ]
 
 if TYPE_CHECKING:

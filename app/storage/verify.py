@@ -16,23 +16,20 @@ from app.storage.errors import ObjectNotFound, VerificationFailed
 from app.storage.keys import VERIFY_PREFIX
 
 
-def promote_verified(
-    storage: Storage, src_key: str, dst_key: str, *, size: int, sha256: str
-) -> None:
-    """Move ``src_key`` to ``dst_key`` if it holds exactly ``size`` bytes hashing to ``sha256``.
+def verify_upload(storage: Storage, src_key: str, *, size: int, sha256: str) -> str:
+    """Move the upload at ``src_key`` to a private key, check it there, return that key.
 
-    On a mismatch raise ``VerificationFailed``; the upload is discarded and nothing appears
-    at ``dst_key``. If ``dst_key`` already exists (content addressing: it was verified when
-    it was stored), the upload is just deleted. A missing upload raises ``ObjectNotFound``.
+    The caller may read the returned key further (e.g. to validate an ONNX file), then
+    ``storage.promote(private_key, blob_key(sha256))``, or ``storage.delete`` it. On a
+    mismatch raise ``VerificationFailed`` and discard the upload. A missing upload raises
+    ``ObjectNotFound``. Leftover ``verifying/`` keys (a crash in between) are garbage.
 
     Example::
 
-        promote_verified(storage, staging_key(upload_id, digest), blob_key(digest),
-                         size=manifest_size, sha256=digest)
+        private = verify_upload(storage, staging_key(upload_id, digest), size=n, sha256=digest)
+        check_onnx(storage.read_range(private))
+        storage.promote(private, blob_key(digest))
     """
-    if storage.exists(dst_key):
-        storage.delete(src_key)
-        return
     private = VERIFY_PREFIX + secrets.token_hex(16)
     storage.promote(src_key, private)  # from here on, the uploader cannot change the bytes
     try:
@@ -47,7 +44,27 @@ def promote_verified(
             raise VerificationFailed(
                 src_key, f"has sha256 {actual.sha256}, the manifest says {sha256}"
             )
+    except BaseException:
+        storage.delete(private)
+        raise
+    return private
+
+
+def promote_verified(
+    storage: Storage, src_key: str, dst_key: str, *, size: int, sha256: str
+) -> None:
+    """Move ``src_key`` to ``dst_key`` if it holds exactly ``size`` bytes hashing to ``sha256``.
+
+    On a mismatch raise ``VerificationFailed``; the upload is discarded and nothing appears
+    at ``dst_key``. If ``dst_key`` already exists (content addressing: it was verified when
+    it was stored), the upload is just deleted. A missing upload raises ``ObjectNotFound``.
+    """
+    if storage.exists(dst_key):
+        storage.delete(src_key)
+        return
+    private = verify_upload(storage, src_key, size=size, sha256=sha256)
+    try:
         storage.promote(private, dst_key)
     finally:
-        # After a successful promote this deletes nothing; on failure, the bad upload.
+        # After a successful promote this deletes nothing; after a failed one, the copy.
         storage.delete(private)

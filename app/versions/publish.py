@@ -31,7 +31,16 @@ from app.errors import (
     UploadNotPending,
 )
 from app.orm import Blob, File, Model, Recipe, Version, VersionStatus, utcnow
-from app.storage import Storage, TooLarge, WriteResult, blob_key, staging_key
+from app.storage import (
+    ObjectNotFound,
+    Storage,
+    TooLarge,
+    VerificationFailed,
+    WriteResult,
+    blob_key,
+    staging_key,
+)
+from app.storage.verify import verify_upload
 from app.storage.base import Source
 from app.versions import validation
 from app.versions.schemas import BlobTarget, ManifestFile, PartUrl
@@ -233,43 +242,24 @@ def commit_upload(
     stored = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(list(sizes)))))
     to_verify = [s for s in sizes if s not in stored]
 
-    for sha in to_verify:
-        key = staging_key(version.upload_id, sha)
-        s3_upload = version.multipart.get(sha)
-        if s3_upload and not storage.exists(key):
-            parts = multipart_parts.get(sha)
-            if not parts:
-                raise InvalidManifest(
-                    f"blob {sha} was uploaded in parts: "
-                    "list them (part_number, etag) in 'multipart'"
-                )
-            storage.complete_multipart(key, s3_upload, sorted(parts))
-        info = storage.stat(key)
-        if info is None:
-            missing = [f.path for f in version.files if f.sha256 == sha]
-            raise DigestMismatch(
-                f"blob {sha} (for {', '.join(missing)}) was never uploaded: "
-                "upload it, then commit again",
-                details={"sha256": sha, "paths": missing},
-            )
-        result = storage.hash_object(key)
-        if result.size != sizes[sha] or result.sha256 != sha:
-            storage.delete(key)
-            raise DigestMismatch(
-                f"staged blob {sha} holds {result.size} bytes with sha256 {result.sha256}; "
-                f"expected {sizes[sha]} bytes: upload it again, then commit again",
-                details={"sha256": sha, "got_sha256": result.sha256, "got_size": result.size},
-            )
-
+    # Each upload moves to a private key before it is hashed, so a client still holding a
+    # presigned URL cannot swap the bytes between the check and the promotion.
+    verified: dict[str, str] = {}
     try:
-        report = validation.validate_version(storage, version, staged=set(to_verify))
+        for sha in to_verify:
+            verified[sha] = _verify_blob(storage, version, sha, sizes[sha], multipart_parts)
+        report = validation.validate_version(storage, version, keys=verified)
     except InvalidOnnx as e:
+        storage.delete_many(verified.values())
         _discard_staged(storage, version, to_verify)
         _mark_failed(factory, version.id, e.message)
         raise
+    except BaseException:
+        storage.delete_many(verified.values())
+        raise
 
-    for sha in to_verify:
-        storage.promote(staging_key(version.upload_id, sha), blob_key(sha))
+    for sha, key in verified.items():
+        storage.promote(key, blob_key(sha))
     _insert_blobs(session, ((s, sizes[s]) for s in to_verify))
 
     version.recipes = [
@@ -300,6 +290,39 @@ def commit_upload(
     session.refresh(model)
     move_alias(session, model, LATEST, version, principal.token_id)
     return version
+
+
+def _verify_blob(
+    storage: Storage,
+    version: Version,
+    sha: str,
+    size: int,
+    multipart_parts: dict[str, list[tuple[int, str]]],
+) -> str:
+    """Complete a multipart upload if needed, then verify the staged blob; its private key."""
+    key = staging_key(version.upload_id, sha)
+    paths = [f.path for f in version.files if f.sha256 == sha]
+    s3_upload = version.multipart.get(sha)
+    if s3_upload and not storage.exists(key):
+        parts = multipart_parts.get(sha)
+        if not parts:
+            raise InvalidManifest(
+                f"blob {sha} was uploaded in parts: list them (part_number, etag) in 'multipart'"
+            )
+        storage.complete_multipart(key, s3_upload, sorted(parts))
+    try:
+        return verify_upload(storage, key, size=size, sha256=sha)
+    except ObjectNotFound as e:
+        raise DigestMismatch(
+            f"blob {sha} (for {', '.join(paths)}) was never uploaded: upload it, then commit again",
+            details={"sha256": sha, "paths": paths},
+        ) from e
+    except VerificationFailed as e:
+        raise DigestMismatch(
+            f"uploaded bytes for {', '.join(paths)} do not match the manifest: {e}, "
+            "then commit again",
+            details={"sha256": sha, "paths": paths},
+        ) from e
 
 
 def _discard_staged(storage: Storage, version: Version, shas: Iterable[str]) -> None:

@@ -17,7 +17,7 @@ from zoo.layout import InvalidFilePath, validate_file_path
 
 from app.errors import InvalidOnnx
 from app.orm import Version
-from app.storage import Storage, blob_key, staging_key
+from app.storage import Storage, blob_key
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,12 @@ def _check_external_data(model: onnx.ModelProto, onnx_path: str, paths: set[str]
                 )
 
 
-def validate_version(storage: Storage, version: Version, *, staged: set[str]) -> VersionReport:
-    """Check every .onnx file of a version whose blobs are verified (staged or stored)."""
+def validate_version(storage: Storage, version: Version, *, keys: dict[str, str]) -> VersionReport:
+    """Check every .onnx file of a version whose blobs are verified.
+
+    ``keys`` maps the sha256 of blobs verified in this commit to the private key holding them;
+    other blobs are already stored under their blob key.
+    """
     paths = {f.path for f in version.files}
     sparsities = []
     quantized = False
@@ -86,7 +90,7 @@ def validate_version(storage: Storage, version: Version, *, staged: set[str]) ->
     for f in version.files:
         if f.file_type != "onnx" and not f.path.endswith(".onnx"):
             continue
-        key = staging_key(version.upload_id, f.sha256) if f.sha256 in staged else blob_key(f.sha256)
+        key = keys.get(f.sha256) or blob_key(f.sha256)
         with _local_copy(storage, key) as local:
             try:
                 model = onnx.load(str(local), load_external_data=False)

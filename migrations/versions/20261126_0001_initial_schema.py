@@ -94,7 +94,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_models_repo'), ['repo'], unique=False)
         batch_op.create_index(batch_op.f('ix_models_sparse_tag'), ['sparse_tag'], unique=False)
         batch_op.create_index('ix_models_sparsity_id', ['sparsity', 'id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_models_visibility'), ['visibility'], unique=False)
 
     op.create_table('versions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -240,7 +239,6 @@ def downgrade() -> None:
 
     op.drop_table('versions')
     with op.batch_alter_table('models', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_models_visibility'))
         batch_op.drop_index('ix_models_sparsity_id')
         batch_op.drop_index(batch_op.f('ix_models_sparse_tag'))
         batch_op.drop_index(batch_op.f('ix_models_repo'))

@@ -114,3 +114,7 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         yield h
         h.close()
     engine.dispose()
+    if settings.storage == "s3":
+        from support.s3 import remove_bucket
+
+        remove_bucket(request.getfixturevalue("s3_target"), settings.s3_bucket)

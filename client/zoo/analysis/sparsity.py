@@ -12,11 +12,25 @@ __all__ = ["LayerSparsity", "ModelSparsity", "measure_sparsity"]
 
 # Weighted ops and the input index that holds their weight.
 WEIGHT_INPUT = {
-    "Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1,
-    "QLinearConv": 3, "QLinearMatMul": 3, "ConvInteger": 1, "MatMulInteger": 1, "Gather": 0,
+    "Conv": 1,
+    "ConvTranspose": 1,
+    "Gemm": 1,
+    "MatMul": 1,
+    "QLinearConv": 3,
+    "QLinearMatMul": 3,
+    "ConvInteger": 1,
+    "MatMulInteger": 1,
+    "Gather": 0,
 }
-QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
-             "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear"}
+QUANT_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "MatMulInteger",
+    "ConvInteger",
+    "DynamicQuantizeLinear",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +71,9 @@ class ModelSparsity:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "params": self.params, "zeros": self.zeros, "sparsity": self.sparsity,
+            "params": self.params,
+            "zeros": self.zeros,
+            "sparsity": self.sparsity,
             "quantized": self.quantized,
             "layers": [asdict(layer) | {"sparsity": layer.sparsity} for layer in self.layers],
         }
@@ -103,7 +119,10 @@ def measure_sparsity(model: ModelProto) -> ModelSparsity:
         if zp.ndim == 1 and weight.ndim >= 1 and zp.shape[0] == weight.shape[0]:
             zp = zp.reshape((-1,) + (1,) * (weight.ndim - 1))
         zeros = int(np.count_nonzero(weight == zp))
-        layers.append(LayerSparsity(node.name or name, node.op_type, name, int(weight.size),
-                                    zeros, str(weight.dtype)))
+        layers.append(
+            LayerSparsity(
+                node.name or name, node.op_type, name, int(weight.size), zeros, str(weight.dtype)
+            )
+        )
     quantized = any(n.op_type in QUANT_OPS for n in model.graph.node)
     return ModelSparsity(layers, quantized)
