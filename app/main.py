@@ -14,6 +14,7 @@ from app.db import make_engine, make_sessionmaker
 from app.errors import PayloadTooLarge, install_error_handlers, render_error
 from app.files.routes import router as files_router
 from app.models.routes import router as models_router
+from app.storage import StorageError
 from app.storage_factory import make_storage
 from app.tokens.routes import router as tokens_router
 from app.uploads.routes import router as uploads_router
@@ -32,7 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        storage.ensure_ready()
+        try:
+            storage.ensure_ready()
+        except StorageError as e:
+            # Serve anyway: /readyz answers 503 naming the store until it works (a store that is
+            # down at boot must not crash-loop the API; the probe is where that is reported).
+            log.error("storage is not ready: %s", e)
         yield
         engine.dispose()
 

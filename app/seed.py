@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
-from zoo.stubs import parse_stub
 
 from app.models.service import short_name
+from zoo.stubs import parse_stub
 
 log = logging.getLogger(__name__)
 

@@ -332,6 +332,9 @@ def start_nginx(tmp: Path, big: Path) -> str:
     if not Path(nginx).exists():
         raise SystemExit("nginx not found: apt-get install nginx-light (the download baseline)")
     port = free_port()
+    # nginx's workers drop privileges: let them read the file (mkdtemp makes a 0700 folder).
+    tmp.chmod(0o755)
+    big.chmod(0o644)
     conf = tmp / "nginx.conf"
     conf.write_text(f"""
 worker_processes 1; daemon on; pid {tmp}/nginx.pid; error_log {tmp}/nginx.err;

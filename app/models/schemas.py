@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 
 from app.orm import Model
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,199}$"
+# A model name is a short stub: one stub segment (see zoo.stubs).
+NAME_PATTERN = r"^[a-z0-9_](?:[a-z0-9_.-]{0,98}[a-z0-9_])?$"
 NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 

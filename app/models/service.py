@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, true, tuple_
 from sqlalchemy.orm import Session, contains_eager
-from zoo.stubs import InvalidStubError, Stub, parse_stub
 
 from app.auth import Principal, require_write
 from app.errors import InvalidCursor, InvalidStub, ModelExists, ModelNotFound
 from app.orm import Model, Namespace
+from zoo.stubs import InvalidStubError, Stub, parse_stub
 
 
 def visible(principal: Principal | None) -> ColumnElement[bool]:
@@ -130,6 +130,7 @@ def create_model(session: Session, principal: Principal, new: NewModel) -> Model
             )
     if not name:
         raise InvalidStub("give the model a 'name' or a path 'stub' to derive it from")
+    parse(f"zoo:{new.namespace}/{name}")  # the name must be usable as a short stub
     ns = _namespace(session, new.namespace)
     if session.scalar(select(Model.id).where(Model.namespace_id == ns.id, Model.name == name)):
         raise ModelExists(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from sqlalchemy.orm import Session
-from zoo.stubs import Stub
 
 from app.auth import Principal
 from app.errors import NotFound
@@ -22,6 +21,7 @@ from app.versions.schemas import (
     VersionOut,
     VersionSummary,
 )
+from zoo.stubs import Stub
 
 
 def file_url(base: str, model: Model, number: int, path: str) -> str:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
-from zoo.layout import InvalidFilePath, file_type, validate_file_path
 
 from app.auth import Principal, require_write
 from app.config import Settings
@@ -40,11 +39,12 @@ from app.storage import (
     blob_key,
     staging_key,
 )
-from app.storage.verify import verify_upload
 from app.storage.base import Source
+from app.storage.verify import verify_upload
 from app.versions import validation
 from app.versions.schemas import BlobTarget, ManifestFile, PartUrl
 from app.versions.service import LATEST, move_alias
+from zoo.layout import InvalidFilePath, file_type, validate_file_path
 
 log = logging.getLogger(__name__)
 

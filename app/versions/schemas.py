@@ -36,6 +36,9 @@ class RecipeOut(BaseModel):
 class BenchmarkIn(BaseModel):
     """A benchmark measurement to attach to a version."""
 
+    # JSON has no Infinity/NaN: a stored one would read back as null. Refuse them at the door.
+    model_config = ConfigDict(allow_inf_nan=False)
+
     engine: str = Field(min_length=1, max_length=64, examples=["zoo"])
     engine_version: str = Field(default="", max_length=64)
     hardware: str = Field(min_length=1, max_length=200, examples=["Intel Xeon (avx512f)"])
@@ -61,6 +64,8 @@ class BenchmarkOut(BenchmarkIn):
 
 class EvalIn(BaseModel):
     """An evaluation result to attach to a version."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     dataset: str = Field(min_length=1, max_length=200, examples=["imagenet"])
     split: str = Field(default="validation", max_length=64)

@@ -12,12 +12,12 @@ from typing import Any
 
 import onnx
 from google.protobuf.message import DecodeError
-from zoo.analysis import measure_sparsity
-from zoo.layout import InvalidFilePath, validate_file_path
 
 from app.errors import InvalidOnnx
 from app.orm import Version
 from app.storage import Storage, blob_key
+from zoo.analysis import measure_sparsity
+from zoo.layout import InvalidFilePath, validate_file_path
 
 
 @dataclass(frozen=True)

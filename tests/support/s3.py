@@ -10,10 +10,10 @@ import secrets
 from typing import Any
 
 import boto3
-from support.fixtures import S3Target
 
 from app.storage import S3Storage
 from app.storage.base import MiB
+from support.fixtures import S3Target
 
 # S3's smallest allowed multipart part: the tests use it so the multipart path runs on
 # ~11 MiB of data instead of hundreds.
