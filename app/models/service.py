@@ -276,7 +276,7 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
         # Bounded like the database's 64-bit integers: a forged huge number must not reach it.
         if type(data.get("i")) is not int or not 0 <= data["i"] <= _MAX_INT:
             raise ValueError("bad id")
-        value = data.get("v")
+        value: Any = data.get("v")
         key = sort.lstrip("-")
         if key == "created":
             value = datetime.fromisoformat(value)

@@ -20,6 +20,7 @@ from app.orm import (
 )
 
 LATEST = "latest"
+RESERVED_ALIASES = frozenset({"history"})
 
 
 def ready_versions(session: Session, model: Model) -> Sequence[Version]:
@@ -93,6 +94,8 @@ def set_alias(
         raise BadRequest(
             "'latest' moves by itself when a version is published; choose another name"
         )
+    if name in RESERVED_ALIASES:
+        raise BadRequest(f"'{name}' is reserved (GET .../aliases/{name} is the alias history)")
     return move_alias(session, model, name, get_version(session, model, number), principal.token_id)
 
 

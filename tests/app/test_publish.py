@@ -34,7 +34,10 @@ def test_publish_then_read(hub: Hub) -> None:
     assert v["sparsity"] == pytest.approx(0.5)
     assert [r["name"] for r in v["recipes"]] == ["original"]
     assert {f["path"]: f["file_type"] for f in v["files"]} == {
-        "model.onnx": "onnx", "model.md": "card", "recipe/recipe_original.yaml": "recipe"}
+        "model.onnx": "onnx",
+        "model.md": "card",
+        "recipe/recipe_original.yaml": "recipe",
+    }
 
     anon = hub.client()
     assert anon.get(f"/models/{ns}/m1").json()["latest_version"] == 1
@@ -53,8 +56,11 @@ def test_second_version_dedupes_blobs_and_moves_latest(hub: Hub) -> None:
     files = {**files_v1(), "model.md": b"# changed card\n"}
     r = http.post(f"/models/{ns}/m/versions", json={"files": manifest(files)})
     status = {b["paths"][0]: b["status"] for b in r.json()["blobs"]}
-    assert status == {"model.onnx": "stored", "model.md": "upload",
-                      "recipe/recipe_original.yaml": "stored"}
+    assert status == {
+        "model.onnx": "stored",
+        "model.md": "upload",
+        "recipe/recipe_original.yaml": "stored",
+    }
     upload_blobs(http, r.json(), files)
     v2 = http.post(f"/uploads/{r.json()['upload_id']}/commit").json()
     assert v2["number"] == 2
@@ -71,7 +77,9 @@ def test_pending_version_is_invisible_until_commit(hub: Hub) -> None:
     r = http.post(f"/models/{ns}/m/versions", json={"files": manifest(files)})
     upload_blobs(http, r.json(), files)
     assert http.get(f"/models/{ns}/m/versions").json() == []
-    assert http.get(f"/models/{ns}/m/versions/latest").json()["error"]["code"] == "VERSION_NOT_FOUND"
+    assert (
+        http.get(f"/models/{ns}/m/versions/latest").json()["error"]["code"] == "VERSION_NOT_FOUND"
+    )
     assert http.get(f"/models/{ns}/m/versions/1").status_code == 404
     assert http.get("/models", params={"namespace": ns}).json()["items"] == []
 
@@ -142,21 +150,36 @@ def test_abort_leaves_nothing(hub: Hub) -> None:
 
 @pytest.mark.parametrize(
     ("path", "reason"),
-    [("../escape.onnx", "'..'"), ("/etc/passwd", "absolute"), ("a\\b.onnx", "backslash"),
-     ("a/\x00b", "NUL"), ("x" * 300, "longer"), ("a//b", "empty"), ("./a", "'.'")],
+    [
+        ("../escape.onnx", "'..'"),
+        ("/etc/passwd", "absolute"),
+        ("a\\b.onnx", "backslash"),
+        ("a/\x00b", "NUL"),
+        ("x" * 300, "longer"),
+        ("a//b", "empty"),
+        ("./a", "'.'"),
+    ],
 )
 def test_hostile_paths_are_refused(hub: Hub, path: str, reason: str) -> None:
     ns = unique_namespace()
     http = hub.client(hub.admin_token)
     create_model(http, ns, name="m")
-    r = http.post(f"/models/{ns}/m/versions",
-                  json={"files": [{"path": path, "size": 1, "sha256": "0" * 64}]})
+    r = http.post(
+        f"/models/{ns}/m/versions", json={"files": [{"path": path, "size": 1, "sha256": "0" * 64}]}
+    )
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "INVALID_PATH"
     assert reason in r.json()["error"]["message"]
     with hub.sessionmaker() as s:
-        assert s.scalar(select(Version).join(Version.model).where(Version.model_id.is_not(None))
-                        .where(Version.message == ns)) is None
+        assert (
+            s.scalar(
+                select(Version)
+                .join(Version.model)
+                .where(Version.model_id.is_not(None))
+                .where(Version.message == ns)
+            )
+            is None
+        )
 
 
 def test_manifest_that_lies_about_sizes(hub: Hub) -> None:
@@ -164,11 +187,25 @@ def test_manifest_that_lies_about_sizes(hub: Hub) -> None:
     http = hub.client(hub.admin_token)
     create_model(http, ns, name="m")
     sha = "a" * 64
-    r = http.post(f"/models/{ns}/m/versions", json={"files": [
-        {"path": "a.bin", "size": 1, "sha256": sha}, {"path": "b.bin", "size": 2, "sha256": sha}]})
+    r = http.post(
+        f"/models/{ns}/m/versions",
+        json={
+            "files": [
+                {"path": "a.bin", "size": 1, "sha256": sha},
+                {"path": "b.bin", "size": 2, "sha256": sha},
+            ]
+        },
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_MANIFEST"
-    r = http.post(f"/models/{ns}/m/versions", json={"files": [
-        {"path": "a.bin", "size": 1, "sha256": sha}, {"path": "a.bin", "size": 1, "sha256": sha}]})
+    r = http.post(
+        f"/models/{ns}/m/versions",
+        json={
+            "files": [
+                {"path": "a.bin", "size": 1, "sha256": sha},
+                {"path": "a.bin", "size": 1, "sha256": sha},
+            ]
+        },
+    )
     assert r.status_code == 400 and "twice" in r.json()["error"]["message"]
 
 
@@ -200,7 +237,9 @@ def test_concurrent_commits_get_consecutive_numbers(hub: Hub) -> None:
         uploads.append(r.json()["upload_id"])
 
     def commit(upload_id: str) -> int:
-        with httpx.Client(base_url=f"{hub.url}/api/v1", headers=dict(http.headers), timeout=60) as c:
+        with httpx.Client(
+            base_url=f"{hub.url}/api/v1", headers=dict(http.headers), timeout=60
+        ) as c:
             r = c.post(f"/uploads/{upload_id}/commit")
             assert r.status_code == 200, r.text
             return int(r.json()["number"])

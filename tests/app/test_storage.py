@@ -18,9 +18,6 @@ from typing import Any
 import httpx
 import pytest
 from botocore.awsrequest import AWSResponse
-from support.s3 import SMALL_PART, make_s3_storage, new_bucket_name, remove_bucket, s3_admin
-from support.fixtures import S3Target
-from support.live import free_port
 
 from app.storage import (
     FilesystemStorage,
@@ -39,6 +36,9 @@ from app.storage import (
 )
 from app.storage.base import CHUNK_SIZE, MiB
 from app.storage.s3_presigned import content_disposition
+from support.fixtures import S3Target
+from support.live import free_port
+from support.s3 import SMALL_PART, make_s3_storage, new_bucket_name, remove_bucket, s3_admin
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def quantized_linear_model(
     zero point (what dequantizes to 0.0)."""
     rng = np.random.default_rng(seed)
     wq = rng.integers(1, 127, (n_in, n_out)).astype(np.int8)
-    zeros = int(round(wq.size * sparsity))
+    zeros = round(wq.size * sparsity)
     wq.ravel()[rng.permutation(wq.size)[:zeros]] = 0
     graph = helper.make_graph(
         [
