@@ -10,12 +10,15 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from app import migrate, seed
+from app import gc, migrate, seed
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
+from app.storage_factory import make_storage
 from app.tokens.service import create_token, revoke_token
 
-admin_app = typer.Typer(help="Administer the hub: tokens, migrations.", no_args_is_help=True)
+admin_app = typer.Typer(
+    help="Administer the hub: tokens, migrations, garbage collection.", no_args_is_help=True
+)
 log = logging.getLogger("app")
 
 
@@ -114,6 +117,29 @@ def create_token_command(
     migrate.upgrade(settings)
     _, secret = _mint(settings, name, scope or ["admin"], namespace or None, expires_days)
     typer.echo(secret)
+
+
+@admin_app.command("gc")
+def gc_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, delete nothing.")] = False,
+    ttl_hours: Annotated[
+        float | None,
+        typer.Option(help="Abort uploads pending longer (default ZOO_UPLOAD_TTL_HOURS)."),
+    ] = None,
+) -> None:
+    """Abort abandoned uploads and delete staged leftovers (safe to run any time, e.g. cron)."""
+    settings = Settings()
+    engine = make_engine(settings)
+    try:
+        report = gc.collect(
+            make_sessionmaker(engine),
+            make_storage(settings),
+            ttl_hours=ttl_hours if ttl_hours is not None else settings.upload_ttl_hours,
+            dry_run=dry_run,
+        )
+    finally:
+        engine.dispose()
+    typer.echo(("would have: " if dry_run else "") + report.summary())
 
 
 @admin_app.command("migrate")

@@ -1,0 +1,98 @@
+"""Garbage collection of abandoned uploads: ``zoo admin gc``.
+
+What it removes, and why it is safe:
+
+- pending uploads older than ``ZOO_UPLOAD_TTL_HOURS``: marked aborted, their staged bytes
+  and open multipart uploads deleted (a client that comes back must open a new upload);
+- staged objects (``staging/<upload>/...``) of uploads that are no longer pending (committed,
+  failed or aborted) or that the database does not know: leftovers of a crash;
+- S3 multipart uploads under ``staging/`` whose upload is not pending (S3 keeps their parts,
+  and bills for them, until they are aborted; a bucket lifecycle rule does the same where
+  the store supports one).
+
+Blobs under ``blobs/`` are never deleted here: versions are immutable and keep their blobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.orm import Version, VersionStatus, utcnow
+from app.storage import Storage
+
+log = logging.getLogger(__name__)
+
+STAGING = "staging/"
+
+
+@dataclass
+class GcReport:
+    """What a collection did (or, with ``dry_run``, would do)."""
+
+    expired_uploads: list[str] = field(default_factory=list)
+    staged_objects_deleted: int = 0
+    multipart_aborted: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.expired_uploads)} expired upload(s) aborted, "
+            f"{self.staged_objects_deleted} staged object(s) deleted, "
+            f"{self.multipart_aborted} multipart upload(s) aborted"
+        )
+
+
+def _upload_of(key: str) -> str:
+    return key[len(STAGING) :].split("/", 1)[0]
+
+
+def collect(
+    factory: sessionmaker[Session], storage: Storage, *, ttl_hours: float, dry_run: bool = False
+) -> GcReport:
+    """Abort expired pending uploads and delete staged leftovers."""
+    report = GcReport()
+    cutoff = utcnow() - timedelta(hours=ttl_hours)
+    # List the store BEFORE reading which uploads are pending: an upload opened after the
+    # listing has no listed keys, so nothing of a live upload can be mistaken for a leftover.
+    staged = list(storage.list_keys(STAGING))
+    multipart = (
+        list(storage.list_multipart_uploads(STAGING)) if storage.supports_presigned_urls else []
+    )
+    with factory() as session:
+        expired = session.scalars(
+            select(Version).where(
+                Version.status == VersionStatus.PENDING, Version.created_at < cutoff
+            )
+        ).all()
+        for version in expired:
+            report.expired_uploads.append(version.upload_id)
+            if dry_run:
+                continue
+            version.status = VersionStatus.ABORTED
+            version.multipart = {}
+            version.message = (
+                version.message + "\n" if version.message else ""
+            ) + f"aborted by gc: pending for more than {ttl_hours} hours"
+        if not dry_run:
+            session.commit()
+        pending = set(
+            session.scalars(
+                select(Version.upload_id).where(Version.status == VersionStatus.PENDING)
+            )
+        )
+
+    stale = [k for k in staged if _upload_of(k) not in pending]
+    report.staged_objects_deleted = len(stale)
+    for upload in multipart:
+        if _upload_of(upload.key) not in pending:
+            report.multipart_aborted += 1
+            if not dry_run:
+                storage.abort_multipart(upload.key, upload.upload_id)
+    if not dry_run:
+        storage.delete_many(stale)
+    log.info("gc%s: %s", " (dry run)" if dry_run else "", report.summary())
+    return report
