@@ -7,6 +7,7 @@
     │   ├── InvalidManifest       (400 INVALID_MANIFEST)
     │   ├── DigestMismatch        (400 DIGEST_MISMATCH)
     │   ├── InvalidOnnx           (400 INVALID_ONNX)
+    │   ├── SparsityMismatch      (400 SPARSITY_MISMATCH)
     │   └── InvalidCursor         (400 INVALID_CURSOR)
     ├── Unauthorized              (401 UNAUTHORIZED)
     ├── Forbidden                 (403 FORBIDDEN)
@@ -88,6 +89,12 @@ class InvalidOnnx(BadRequest):
     """An .onnx file fails the ONNX checker or is unsafe to load."""
 
     code = "INVALID_ONNX"
+
+
+class SparsityMismatch(BadRequest):
+    """A stub tag or metadata claims a sparsity the weights do not have."""
+
+    code = "SPARSITY_MISMATCH"
 
 
 class InvalidCursor(BadRequest):

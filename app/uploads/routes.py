@@ -17,6 +17,7 @@ from app.errors import (
     Forbidden,
     InvalidManifest,
     InvalidOnnx,
+    SparsityMismatch,
     Unauthorized,
     UploadNotFound,
     UploadNotPending,
@@ -90,7 +91,7 @@ async def upload_blob(
 @router.post(
     "/commit",
     response_model=VersionOut,
-    responses=error_responses(DigestMismatch, InvalidOnnx, InvalidManifest),
+    responses=error_responses(DigestMismatch, InvalidOnnx, InvalidManifest, SparsityMismatch),
 )
 def commit_upload(
     version: WritableUpload,

@@ -26,6 +26,7 @@ from app.errors import (
     InvalidOnnx,
     InvalidPath,
     PayloadTooLarge,
+    SparsityMismatch,
     UploadNotFound,
     UploadNotPending,
 )
@@ -249,7 +250,7 @@ def commit_upload(
         for sha in to_verify:
             verified[sha] = _verify_blob(storage, version, sha, sizes[sha], multipart_parts)
         report = validation.validate_version(storage, version, keys=verified)
-    except InvalidOnnx as e:
+    except (InvalidOnnx, SparsityMismatch) as e:
         storage.delete_many(verified.values())
         _discard_staged(storage, version, to_verify)
         _mark_failed(factory, version.id, e.message)

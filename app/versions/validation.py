@@ -1,8 +1,11 @@
 """Checks at commit: every .onnx file parses, passes the ONNX checker, keeps its external data
-inside the version, and gets its sparsity measured."""
+inside the version, and gets analysed (zoo.analysis); a sparsity the stub's tag or the version's
+metadata claims must match what the weights show."""
 
 from __future__ import annotations
 
+import math
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,20 +16,93 @@ from typing import Any
 import onnx
 from google.protobuf.message import DecodeError
 
-from app.errors import InvalidOnnx
+from app.errors import InvalidOnnx, SparsityMismatch
 from app.orm import Version
 from app.storage import Storage, blob_key
-from zoo.analysis import measure_sparsity
+from zoo.analysis import analyze_model
 from zoo.layout import InvalidFilePath, validate_file_path
+
+# A claim may be this far (as a fraction) from the measured sparsity: tags are rounded.
+SPARSITY_TOLERANCE = 0.02
+# SparseZoo tags: "pruned90-none", "pruned95_quant-none", "12layer_pruned80_quant-none-vnni",
+# "14layer_pruned50.4block_quantized" (".4block" is the structure, not a decimal).
+_TAG_SPARSITY = re.compile(r"(?:^|[_-])pruned(\d{1,3})(?=$|[_.-])")
 
 
 @dataclass(frozen=True)
 class VersionReport:
-    """What commit learned about a version's ONNX files."""
+    """What commit learned about a version's ONNX files.
+
+    ``sparsity`` is over the prunable layers of every file; None without a measured one.
+    """
 
     sparsity: float | None
     quantized: bool
     profile: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class SparsityClaim:
+    """A sparsity someone asserted, and where (shown in the refusal)."""
+
+    value: float
+    source: str
+
+
+def tag_claim(sparse_tag: str | None) -> SparsityClaim | None:
+    """The sparsity a SparseZoo tag claims; a tag without a number claims nothing.
+
+    ``pruned95_quant-none`` -> 0.95; ``base-none``, ``pruned-none``, ``pruned_quant`` -> None
+    """
+    match = _TAG_SPARSITY.search(sparse_tag or "")
+    if match is None or int(match.group(1)) > 100:
+        return None
+    return SparsityClaim(int(match.group(1)) / 100, f"the stub's sparse tag '{sparse_tag}'")
+
+
+def meta_claim(meta: dict[str, Any]) -> SparsityClaim | None:
+    """The ``sparsity`` of a version's metadata: a fraction in [0, 1] or a percentage in (1, 100].
+
+    A value that is neither is refused rather than ignored: it is a claim nobody can check.
+    """
+    if "sparsity" not in meta or meta["sparsity"] is None:
+        return None
+    raw = meta["sparsity"]
+    text = raw.strip().removesuffix("%") if isinstance(raw, str) else raw
+    try:
+        value = float(text) if not isinstance(text, bool) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0.0 <= value <= 100.0:  # also catches NaN
+        raise SparsityMismatch(
+            f"meta 'sparsity' is {str(raw)[:50]!r}: give a fraction in [0, 1] or a percentage "
+            "in [0, 100], or leave it out (the hub measures sparsity itself)",
+            details={"source": "meta", "claimed": str(raw)[:50]},
+        )
+    if value > 1.0 or (isinstance(raw, str) and raw.strip().endswith("%")):
+        value /= 100
+    return SparsityClaim(value, f"meta 'sparsity' ({raw})")
+
+
+def check_claims(version: Version, measured: float | None) -> None:
+    """Refuse a version whose tag or metadata claims a sparsity more than 2 points off."""
+    claims = [tag_claim(version.model.sparse_tag), meta_claim(version.meta or {})]
+    for claim in claims:
+        if claim is None or measured is None:
+            continue
+        if abs(claim.value - measured) > SPARSITY_TOLERANCE:
+            raise SparsityMismatch(
+                f"{claim.source} claims {claim.value:.1%} sparsity, but the weights are "
+                f"{measured:.1%} sparse over the prunable layers (more than "
+                f"{SPARSITY_TOLERANCE * 100:g} percentage points apart): publish the pruned "
+                "weights, or fix the claim",
+                details={
+                    "claimed": claim.value,
+                    "measured": measured,
+                    "source": claim.source,
+                    "tolerance": SPARSITY_TOLERANCE,
+                },
+            )
 
 
 def recipe_name(path: str) -> str:
@@ -84,7 +160,8 @@ def validate_version(storage: Storage, version: Version, *, keys: dict[str, str]
     other blobs are already stored under their blob key.
     """
     paths = {f.path for f in version.files}
-    sparsities = []
+    sparsities: list[tuple[int, int]] = []
+    unmeasured = False
     quantized = False
     profile: dict[str, Any] = {}
     for f in version.files:
@@ -106,13 +183,19 @@ def validate_version(storage: Storage, version: Version, *, keys: dict[str, str]
             raise InvalidOnnx(
                 f"{f.path} fails the ONNX checker: {first}", details={"path": f.path}
             ) from e
-        measured = measure_sparsity(model)
-        profile[f.path] = measured.to_dict()
-        quantized = quantized or measured.quantized
-        if measured.params:
-            sparsities.append((measured.zeros, measured.params))
+        # External data is not loaded here (it is other files of the version): weights kept
+        # there are listed as unmeasured in the profile.
+        analysis = analyze_model(model, file_size=f.size)
+        profile[f.path] = analysis.to_dict()
+        quantized = quantized or analysis.quantized
+        unmeasured = unmeasured or bool(analysis.unmeasured)
+        sparsities.append((analysis.prunable_zeros, analysis.prunable_params))
     if not profile:
+        check_claims(version, None)
         return VersionReport(None, False, None)
     zeros = sum(z for z, _ in sparsities)
     params = sum(p for _, p in sparsities)
-    return VersionReport(zeros / params if params else 0.0, quantized, profile)
+    # Nothing measured because the weights are external: no number rather than a wrong 0.
+    sparsity = zeros / params if params else (None if unmeasured else 0.0)
+    check_claims(version, sparsity)
+    return VersionReport(sparsity, quantized, profile)
