@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request, Response
 
 from app import health
+from app.compat.routes import router as compat_router
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.errors import PayloadTooLarge, install_error_handlers, render_error
@@ -79,4 +80,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(compat_router)
     return app

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import FileResponse
 
 from app.auth import DbSession, OptionalPrincipal
+from app.config import Settings
 from app.deps import SettingsDep, StorageDep
 from app.errors import (
     FileNotFound,
@@ -19,7 +20,7 @@ from app.errors import (
     render_error,
 )
 from app.models.service import get_model
-from app.storage import blob_key
+from app.storage import Storage, blob_key
 from app.versions import service
 
 router = APIRouter(tags=["files"])
@@ -106,34 +107,49 @@ def download_file(
         "Accept-Ranges": "bytes",
         "Cache-Control": "public, max-age=31536000, immutable" if ref.isdigit() else "no-cache",
     }
-    key = blob_key(file.sha256)
+    response = blob_response(
+        request, storage, settings, sha256=file.sha256, size=file.size, name=path, headers=headers
+    )
+    # Counted only when the fetch is granted (a 416 fetched nothing).
+    ok = response.status_code < 400
+    if ok and _counts_as_download(request) and path == service.primary_file(version):
+        service.count_download(session, version)
+    return response
+
+
+def blob_response(
+    request: Request,
+    storage: Storage,
+    settings: Settings,
+    *,
+    sha256: str,
+    size: int,
+    name: str,
+    headers: dict[str, str],
+    media_type: str = "application/octet-stream",
+) -> Response:
+    """Serve a stored blob: stream it with Range support from disk, or (S3) answer HEAD with
+    its length and redirect GET to a short-lived presigned URL. ``name`` is the path shown in
+    errors; its last segment is the download's file name."""
+    key = blob_key(sha256)
     local = storage.local_path(key)
-    bad_range = _unsatisfiable_range(request, file.size) if local is not None else None
+    bad_range = _unsatisfiable_range(request, size) if local is not None else None
     if bad_range is not None:
         return render_error(
             RangeNotSatisfiable.status,
             RangeNotSatisfiable.code,
-            f"range '{bad_range[:100]}' starts past the end of '{path[:300]}' ({file.size} bytes)",
-            {"range": bad_range[:100], "size": file.size},
-            headers={"Content-Range": f"bytes */{file.size}"},
+            f"range '{bad_range[:100]}' starts past the end of '{name[:300]}' ({size} bytes)",
+            {"range": bad_range[:100], "size": size},
+            headers={"Content-Range": f"bytes */{size}"},
         )
-    if _counts_as_download(request) and path == service.primary_file(version):
-        service.count_download(session, version)
+    filename = PurePosixPath(name).name
     if local is not None:
-        return BlobFileResponse(
-            local,
-            headers=headers,
-            media_type="application/octet-stream",
-            filename=PurePosixPath(path).name,
-        )
+        return BlobFileResponse(local, headers=headers, media_type=media_type, filename=filename)
     if request.method == "HEAD":
-        headers["Content-Length"] = str(file.size)
-        return Response(status_code=200, headers=headers, media_type="application/octet-stream")
+        headers = {**headers, "Content-Length": str(size)}
+        return Response(status_code=200, headers=headers, media_type=media_type)
     url = storage.presign_get(
-        key,
-        expires=settings.presign_expiry_seconds,
-        filename=PurePosixPath(path).name,
-        content_type="application/octet-stream",
+        key, expires=settings.presign_expiry_seconds, filename=filename, content_type=media_type
     )
     assert url is not None  # a backend without local paths presigns
     return RedirectResponse(url, status_code=302, headers=headers)

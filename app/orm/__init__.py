@@ -1,6 +1,7 @@
 """SQLAlchemy 2 typed tables. Named ``orm`` because "model" means an ML model here."""
 
 from app.orm.base import Base, utcnow
+from app.orm.compat import CompatArchive
 from app.orm.models import Model, Namespace
 from app.orm.results import BenchmarkResult, EvalResult
 from app.orm.tokens import Token
@@ -12,6 +13,7 @@ __all__ = [
     "Base",
     "BenchmarkResult",
     "Blob",
+    "CompatArchive",
     "EvalResult",
     "File",
     "Model",
