@@ -19,7 +19,7 @@ from onnx.external_data_helper import convert_model_to_external_data
 from typer.testing import CliRunner
 
 from zoo.analysis import AnalysisError, LayerAnalysis, ModelAnalysis, analyze_model
-from zoo.cli.analyze import analyze
+from zoo.cli import app
 
 F, I8, U8, I32, I64 = (
     TensorProto.FLOAT,
@@ -344,19 +344,17 @@ def test_external_data_outside_the_folder_is_refused(tmp_path: Path, location: s
 
 @pytest.fixture
 def cli() -> typer.Typer:
-    app = typer.Typer()
-    app.command()(analyze)
     return app
 
 
 def test_cli_table_and_json(cli: typer.Typer, tmp_path: Path) -> None:
     onnx.save(conv_model(), tmp_path / "model.onnx")
     runner = CliRunner()
-    r = runner.invoke(cli, [str(tmp_path / "model.onnx")])
+    r = runner.invoke(cli, ["analyze", str(tmp_path / "model.onnx")])
     assert r.exit_code == 0, r.output
     for text in ("conv", "Conv", "2x4x3x3", "8.3%", "5.6%", "2.3k", "2.1k", "74"):
         assert text in r.stdout, text
-    r = runner.invoke(cli, [str(tmp_path), "--json"])
+    r = runner.invoke(cli, ["analyze", str(tmp_path), "--json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data == json.loads(json.dumps(analyze_model(conv_model()).to_dict()))
@@ -364,10 +362,14 @@ def test_cli_table_and_json(cli: typer.Typer, tmp_path: Path) -> None:
     assert data["layers"][0]["block4_sparsity"] == pytest.approx(1 / 18)
 
 
-def test_cli_refuses_what_is_not_local(cli: typer.Typer, tmp_path: Path) -> None:
+def test_cli_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
-    r = runner.invoke(cli, ["zoo:cv/classification/resnet_v1-50/pytorch/sparseml/imagenet/base"])
-    assert r.exit_code == 1 and "download it first" in r.stderr
+    monkeypatch.setenv("ZOO_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    r = runner.invoke(app, ["analyze", "zoo:cv/classification/resnet_v1-50/pytorch/x/y/base"])
+    assert r.exit_code == 1 and "cannot reach" in r.stderr
+    r = runner.invoke(app, ["analyze", str(tmp_path / "missing.onnx")])
+    assert r.exit_code == 2 and "Invalid value for TARGET" in r.output
+    cli = app
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
-    r = runner.invoke(cli, [str(tmp_path / "bad.onnx")])
+    r = runner.invoke(cli, ["analyze", str(tmp_path / "bad.onnx")])
     assert r.exit_code == 1 and "not a readable ONNX model" in r.stderr

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from zoo.analysis import AnalysisError, ModelAnalysis, analyze_model
-from zoo.cli._common import err, human, out, print_json
+from zoo.cli._common import err, fail_on_errors, human, out, print_json
+from zoo.cli._target import local_onnx
+
+if TYPE_CHECKING:
+    from zoo.analysis import ModelAnalysis
 
 
 def _count(n: int) -> str:
@@ -67,16 +69,15 @@ def _summary_table(analysis: ModelAnalysis) -> Table:
 
 
 def analyze(
-    target: Annotated[str, typer.Argument(help="A local .onnx file or model folder")],
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A stub, a local .onnx file or a model folder")],
     json: Annotated[bool, typer.Option("--json", help="JSON on stdout, for scripts")] = False,
 ) -> None:
     """Measure a model's weights: per-layer sparsity, 4-blocks, quantization and FLOPs."""
-    path = Path(target)
-    if not path.exists():
-        hint = "download it first ('zoo download STUB'), then run 'zoo analyze' on the folder"
-        what = "is not a local file or folder" if not target.startswith("zoo:") else "is a stub"
-        err.print(f"[bold red]error:[/] {target!r} {what}: {hint}", highlight=False)
-        raise typer.Exit(1)
+    from zoo.analysis import AnalysisError, analyze_model  # onnx: only this command pays for it
+
+    with fail_on_errors():
+        path = local_onnx(ctx, target)
     try:
         analysis = analyze_model(path)
     except AnalysisError as e:
