@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 .PHONY: run test test-all lint services services-stop bench clean
 
-run: $(VENV)/.server  ## start the hub on SQLite + filesystem storage, with a seed model
+run: $(VENV)/.demo  ## start the hub on SQLite + filesystem storage, with the demo catalog
 	$(BIN)/zoo serve --demo
 
 test: $(VENV)/.dev  ## run the test suite (PostgreSQL + S3 cases run when services are configured)
@@ -34,9 +34,13 @@ $(VENV)/.server: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[server]'
 	touch $@
 
+$(VENV)/.demo: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[server,demo]'
+	touch $@ $(VENV)/.server
+
 $(VENV)/.dev: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev]'
-	touch $@ $(VENV)/.server
+	touch $@ $(VENV)/.server $(VENV)/.demo
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

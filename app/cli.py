@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from typing import Annotated
@@ -55,16 +58,39 @@ def _revoke(settings: Settings, token_id: int) -> None:
         engine.dispose()
 
 
-def _seed_when_ready(settings: Settings, base_url: str) -> None:
+def _demo_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "sklearn"))
+
+
+def _publish_demo(settings: Settings, base_url: str) -> None:
     # A short-lived admin token publishes through the public API, then is revoked.
     token_id, secret = _mint(
-        settings, f"seed-{datetime.now(UTC):%Y%m%dT%H%M%S}", ["admin"], None, 1 / 24
+        settings, f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}", ["admin"], None, 1 / 24
     )
     try:
         seed.wait_ready(base_url)
         seed.seed(base_url, secret)
+        if not _demo_available():
+            log.warning("demo catalog skipped: install the demo extra (pip install -e '.[demo]')")
+            return
+        # The catalog is trained and benchmarked in a process of its own, so the build's CPU
+        # work never holds this server's interpreter; built folders are cached in data_dir.
+        env = {
+            **os.environ,
+            "ZOO_ENDPOINT": base_url,
+            "ZOO_TOKEN": secret,
+            "ZOO_DEMO_DIR": str((settings.data_dir / "demo-build").resolve()),
+        }
+        log.info("building the demo catalog (first time: several minutes; cached after)")
+        done = subprocess.run([sys.executable, "-m", "zoo", "demo", "build"], env=env, check=False)
+        if done.returncode != 0:
+            log.error(
+                "the demo catalog build failed (exit %d); the hub keeps running", done.returncode
+            )
     except Exception:
-        log.exception("publishing the seed model failed; the hub keeps running")
+        log.exception("publishing the demo models failed; the hub keeps running")
     finally:
         _revoke(settings, token_id)
 
@@ -89,7 +115,9 @@ def serve(
     migrate.upgrade(settings)
     if demo:
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-        threading.Thread(target=_seed_when_ready, args=(settings, url), daemon=True).start()
+        # The demo hub checks every published version's sample outputs with the runtime.
+        os.environ.setdefault("ZOO_VERIFY_OUTPUTS", "1")
+        threading.Thread(target=_publish_demo, args=(settings, url), daemon=True).start()
     typer.echo(f"OpenZoo on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
         "app.main:create_app",

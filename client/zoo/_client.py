@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -271,10 +271,13 @@ class ZooClient:
         message: str = "",
         display_name: str = "",
         progress: Callable[[int], None] | None = None,
+        model_fields: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> VersionInfo:
         """Publish ``folder`` as a new version of ``stub``'s model, creating the model first if
         it does not exist (a path stub fills in its SparseZoo fields). Blobs the hub already has
-        are not sent again.
+        are not sent again. ``model_fields`` (description, license, tags, visibility,
+        base_model) apply when the model is created; ``meta`` is stored on the version.
 
         >>> ZooClient(token="...").publish("./resnet", "zoo:cv/classification/resnet_v1-50/"
         ...     "pytorch/acme/imagenet/pruned90-none", namespace="acme")  # doctest: +SKIP
@@ -289,6 +292,8 @@ class ZooClient:
             message=message,
             display_name=display_name,
             progress=progress,
+            model_fields=model_fields,
+            meta=meta,
         )
 
     def set_alias(self, stub_or_model: str, alias: str, version: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,11 +100,14 @@ def publish_folder(
     message: str = "",
     display_name: str = "",
     progress: Callable[[int], None] | None = None,
+    model_fields: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
 ) -> VersionInfo:
     """Create the model if needed, upload the folder's new blobs, commit; the new version."""
     http = client.http
     body, ns, name = _model_target(stub, namespace)
     files = scan_folder(folder)
+    body.update(model_fields or {})
     if display_name:
         body["display_name"] = display_name
     try:
@@ -114,7 +117,7 @@ def publish_folder(
         pass  # publishing a new version of an existing model
     manifest = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
     upload = http.request(
-        "POST", f"models/{ns}/{name}/versions", json={"files": manifest, "message": message}
+        "POST", f"models/{ns}/{name}/versions", json={"files": manifest, "message": message, "meta": dict(meta or {})}
     ).json()
     upload_id = upload["upload_id"]
     by_sha = {f.sha256: f.local for f in files}
