@@ -1,0 +1,32 @@
+"""Weighted-op kernels of the runtime: linear (Gemm/MatMul) and 2-D convolution.
+
+``plan_linear`` / ``plan_conv2d`` look at a layer's weight once, pick a kernel and return a
+callable that only computes (always into a fresh array). Its ``.kind`` says which:
+
+=====================  =====================================================================
+``dense-blas``         linear: numpy sgemm, split over ``set_threads`` workers (``_pool``)
+``sparse-csr-b1``      linear, batch < 3: CSR dot products, uint16 indices (``_sparse_linear``)
+``sparse-csr-batched`` linear, batch >= 3: CSR x register tile of 64 batch columns
+``dense-im2col``       conv: im2col + sgemm per image (1x1 stride 1: no im2col) (``_dense``)
+``sparse-direct-conv`` conv: direct, zero weights skipped, 64 output positions per register
+                       tile, strides / dilations / groups / depthwise (``_direct_conv``)
+``dense-direct-conv``  depthwise conv with dense weights: the direct kernel, zeros kept
+=====================  =====================================================================
+
+The dense/sparse thresholds and their measurements are in ``_plan``; why numba needs the
+SLP vectorizer and passive OpenMP threads in ``_numba_env``; the kernels' source in
+``_generated/`` comes from ``_codegen``.
+
+>>> import numpy as np
+>>> from zoo.runtime.kernels import Activation, plan_linear
+>>> f = plan_linear(np.eye(4, dtype=np.float32), None, activation=Activation("relu"))
+>>> f(-np.ones((2, 4), np.float32)).tolist(), f.kind
+([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], 'dense-blas')
+"""
+
+from ._activation import Activation
+from ._plan import plan_conv2d, plan_linear
+from ._threads import set_threads
+from ._types import Kernel
+
+__all__ = ["Activation", "Kernel", "plan_conv2d", "plan_linear", "set_threads"]

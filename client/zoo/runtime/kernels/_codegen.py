@@ -1,0 +1,151 @@
+"""Source generator for the kernels in ``_generated/``.
+
+Two reasons to generate source instead of writing it by hand:
+
+* numba cannot keep a runtime-sized accumulator array in registers, so the batched kernels
+  spell out one scalar accumulator per batch column (``a0 ... a63``); LLVM's SLP vectorizer
+  then packs them into AVX-512 registers.
+* every kernel exists twice, ``name`` (``parallel=True``, prange) and ``name_serial``: a
+  parallel launch costs 5-200 us (the latter on a loaded machine), more than a small layer's
+  whole work. They must be distinct functions: numba's cache key ignores the flags.
+
+The generated modules are shipped in the package (numba caches only functions defined in
+real files) and a test checks that they are current:
+
+    python -m zoo.runtime.kernels._codegen   # rewrite _generated/*.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._codegen_conv import conv_module
+from ._codegen_text import HEADER, both_variants
+
+GENERATED = Path(__file__).parent / "_generated"
+LINEAR_WIDTHS = (64, 32, 16, 8)
+
+# (x, indptr, indices, values, bias, code, alpha, beta, out)
+_B1_SIG = (
+    "void(float32[:, ::1], int64[::1], uint16[::1], float32[::1], float32[::1], "
+    "int64, float32, float32, float32[:, ::1])"
+)
+
+_B1_BODY = '''
+def csr_b1(x, indptr, indices, values, bias, code, alpha, beta, out):
+    """out[m, n] = act(x[m] . W^T[n] + bias[n]); x (M, K), out (M, N), W^T (N, K) in CSR."""
+    # unsigned 64-bit positions: signed ones make numba emit negative-index wraparound code
+    # (sar/cmov) on every load of the inner loop; four accumulators hide the FMA latency
+    n_out = indptr.shape[0] - 1
+    one = _u64(1)
+    four = _u64(4)
+    for n in PRANGE(n_out):
+        lo = _u64(indptr[n])
+        hi = _u64(indptr[n + 1])
+        end4 = lo + (hi - lo) // four * four
+        for m in range(x.shape[0]):
+            xm = x[m]
+            a0 = np.float32(0.0)
+            a1 = np.float32(0.0)
+            a2 = np.float32(0.0)
+            a3 = np.float32(0.0)
+            j = lo
+            while j < end4:
+                a0 += values[j] * xm[_u64(indices[j])]
+                a1 += values[j + one] * xm[_u64(indices[j + one])]
+                a2 += values[j + _u64(2)] * xm[_u64(indices[j + _u64(2)])]
+                a3 += values[j + _u64(3)] * xm[_u64(indices[j + _u64(3)])]
+                j += four
+            while j < hi:
+                a0 += values[j] * xm[_u64(indices[j])]
+                j += one
+            out[m, n] = act((a0 + a1) + (a2 + a3) + bias[n], code, alpha, beta)
+'''
+
+# (xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out)
+_TILED_SIG = (
+    "void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], "
+    "int64, int64, int64, float32, float32, float32[:, ::1])"
+)
+PREFETCH_AHEAD = 16  # nonzeros; CSR.indices carries this many padding entries
+
+
+ROW_BLOCK = 16  # output features per task: their tiles are written out together
+
+
+def tiled_body(width: int) -> str:
+    """Source of ``csr_t{width}``: out[b, n] for batch columns b in [b_lo, b_hi).
+
+    ``xf`` is x transposed and padded, (K, mp) flattened; ``out`` is (mp, N): the padding
+    rows are computed too and sliced off by the caller. A task takes ROW_BLOCK output
+    features: each one's tile goes to a small buffer (contiguous stores), then the block is
+    written to ``out`` 16 features (64 bytes) at a time with the activation applied. (A
+    tile stored straight into out is 64 scalar stores N * 4 bytes apart, all in one L1 set;
+    producing out transposed needs a transpose afterwards: each cost 30-55% of the call on
+    768x3072.) Each nonzero prefetches the xT row of the nonzero PREFETCH_AHEAD steps later.
+    """
+    acc = [f"a{i}" for i in range(width)]
+    lines = [
+        f"def csr_t{width}(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, "
+        "out):",
+        f'    """{width} batch columns per tile: acc += w[n, k] * xT[k, b0:b0+{width}]."""',
+        "    ump = _u64(mp)",
+        "    n_out = indptr.shape[0] - 1",
+        f"    for nb in PRANGE((n_out + {ROW_BLOCK - 1}) // {ROW_BLOCK}):",
+        f"        buf = np.empty({ROW_BLOCK * width}, np.float32)",
+        f"        n0 = nb * {ROW_BLOCK}",
+        f"        n1 = min(n_out, n0 + {ROW_BLOCK})",
+        f"        for b0 in range(b_lo, b_hi, {width}):",
+        "            ub0 = _u64(b0)",
+        "            for n in range(n0, n1):",
+        "                lo = _u64(indptr[n])",
+        "                hi = _u64(indptr[n + 1])",
+        "                bn = bias[n]",
+    ]
+    lines += [f"                {a} = bn" for a in acc]
+    lines += [
+        "                j = lo",
+        "                while j < hi:  # unsigned positions: no negative-index wraparound code",
+        "                    v = values[j]",
+        "                    base = _u64(indices[j]) * ump + ub0",
+        f"                    pf = _u64(indices[j + _u64({PREFETCH_AHEAD})]) * ump + ub0",
+        "                    prefetch(xf, pf)",
+        "                    prefetch(xf, pf + _u64(16))",
+    ]
+    lines += [f"                    {a} += v * xf[base + _u64({i})]" for i, a in enumerate(acc)]
+    lines += ["                    j += _u64(1)"]
+    lines += [f"                o = _u64(n - n0) * _u64({width})"]
+    lines += [f"                buf[o + _u64({i})] = {a}" for i, a in enumerate(acc)]
+    lines += [
+        f"            for i in range({width}):",
+        "                row = out[b0 + i]",
+        "                for n in range(n0, n1):",
+        f"                    row[n] = act(buf[(n - n0) * {width} + i], code, alpha, beta)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def linear_module() -> str:
+    """The whole ``_generated/csr_linear.py`` module."""
+    parts = [HEADER, both_variants(_B1_BODY, _B1_SIG)]
+    parts += [both_variants(tiled_body(w), _TILED_SIG) for w in LINEAR_WIDTHS]
+    tiled = ", ".join(f"{w}: (csr_t{w}, csr_t{w}_serial)" for w in LINEAR_WIDTHS)
+    parts.append(f"TILED = {{{tiled}}}\n")
+    return "\n\n".join(parts)
+
+
+def modules() -> dict[str, str]:
+    """File name -> source of every generated module."""
+    return {"csr_linear.py": linear_module(), "conv.py": conv_module()}
+
+
+def write() -> None:
+    """Rewrite the generated modules in place."""
+    GENERATED.mkdir(exist_ok=True)
+    (GENERATED / "__init__.py").write_text('"""Generated kernels; see ``_codegen``."""\n')
+    for name, src in modules().items():
+        (GENERATED / name).write_text(src)
+
+
+if __name__ == "__main__":
+    write()

@@ -1,0 +1,174 @@
+"""Direct convolution over a flattened, padded input: the sparse (and depthwise) conv path.
+
+No im2col: the input of each image is padded, split into stride phases and flattened once
+per call into ``xb`` (B, Lx). The output is computed at flat positions q = oh * Wq + ow over
+the full phase width Wq (the columns ow >= Wo are garbage, cropped at the end), which makes
+every weight tap a constant element offset:
+
+    out[b, co, q] = bias[co] + sum_j values[j] * xb[b, offs[j] + q]      (j in row co)
+
+with offs[j] = ((phase * C + ci) * Hq + (kh * dh) // sh) * Wq + (kw * dw) // sw and
+phase = ((kh * dh) % sh, (kw * dw) % sw). Strides, dilations, groups (ci is the absolute
+input channel) and depthwise all reduce to this one kernel; it runs 64 contiguous output
+positions per register tile (four AVX-512 accumulators) and skips zero weights.
+
+CPU time per call, 1 thread, 90% sparse, against onnxruntime's dense Conv (ResNet-50
+shapes at 224x224, batch 1 / 8): 3x3 stride 1 3.0-3.5x / 2.6-3.2x; 1x1 2.5-3.5x / 2.1-3.3x;
+3x3 stride 2 2.2x / 1.9x; the 7x7 stride-2 stem 3.0x / 2.3x.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._activation import Activation, activation_code
+from ._numba_env import slp_vectorize
+from ._types import ConvGeometry, Kernel, Scratch
+
+with slp_vectorize():
+    from ._generated.conv import TILED
+
+SERIAL_MAX_WORK = 1 << 17  # multiply-adds below which one thread is faster (launch cost)
+_L2_BYTES = 1 << 19  # the input window one pass of tiles streams: half the 1 MB L2
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each weight tap reads, for one input size (C, H, W)."""
+
+    phases: tuple[tuple[int, int], ...]  # the stride phases (ph, pw) that some tap reads
+    hq: int
+    wq: int
+    ho: int
+    wo: int
+    lp: int  # flat output positions computed: Ho * Wq rounded up to 8, at least 64
+    lx: int  # flat input length per image, including slack for the garbage positions
+    offs: np.ndarray  # (nnz,) uint32
+    chunk: int  # output positions per pass (a multiple of 64)
+
+
+class DirectConv:
+    """Plan-time state: the weight's nonzeros as (ci, kh, kw, value) per output channel."""
+
+    def __init__(self, weight: np.ndarray, geo: ConvGeometry, keep_zeros: bool) -> None:
+        w = np.asarray(weight, dtype=np.float32)
+        cout, cg = w.shape[0], w.shape[1]
+        mask = np.ones(w.shape, bool) if keep_zeros else w != 0
+        self.indptr = np.zeros(cout + 1, np.int64)
+        np.cumsum(mask.reshape(cout, -1).sum(axis=1), out=self.indptr[1:])
+        co, ci, kh, kw = np.nonzero(mask)  # C order: each co's taps are contiguous
+        self.ci = ci + (co // (cout // geo.group)) * cg  # absolute input channel
+        self.kh, self.kw = kh, kw
+        self.values = np.ascontiguousarray(w[co, ci, kh, kw])
+        self.nnz = int(self.indptr[-1])
+        self.cout = cout
+        self.geo = geo
+        self._layouts: dict[tuple[int, int, int], _Layout] = {}
+        self.scratch = Scratch()
+
+    def layout(self, c: int, h: int, w: int) -> _Layout:
+        """The flat layout for an input of (C, H, W), computed once per size."""
+        key = (c, h, w)
+        if key not in self._layouts:
+            self._layouts[key] = self._make_layout(c, h, w)
+        return self._layouts[key]
+
+    def _make_layout(self, c: int, h: int, w: int) -> _Layout:
+        g = self.geo
+        (sh, sw), (dh, dw) = g.strides, g.dilations
+        t, left, bot, r = g.pads
+        ho, wo = g.out_size(h, w)
+        hq, wq = -(-(h + t + bot) // sh), -(-(w + left + r) // sw)
+        eh, ew = self.kh * dh, self.kw * dw  # tap offsets in padded input pixels
+        tap_phase = (eh % sh) * sw + (ew % sw)
+        used = sorted({int(p) for p in np.unique(tap_phase)}) if self.nnz else [0]
+        slot = np.zeros(sh * sw, np.int64)
+        slot[used] = np.arange(len(used))
+        offs = ((slot[tap_phase] * c + self.ci) * hq + eh // sh) * wq + ew // sw
+        # positions computed: a multiple of 8 (the tail runs as 32 + 16 + 8 wide tiles), but
+        # at least 64: one 64-wide tile beats 32 + 16 + 8 (ResNet's 7x7 maps, 1x1 conv: 1.96x
+        # -> 2.51x ORT), while rounding 196 positions up to 256 lost (2.94x -> 2.43x)
+        lp = max(64, -(-(ho * wq) // 8) * 8)
+        lx = max(len(used) * c * hq * wq, int(offs.max(initial=0)) + lp)
+        if lx >= 2**32:
+            raise ValueError(f"conv input too large for uint32 offsets: {lx} elements per image")
+        chunk = max(
+            64, (_L2_BYTES // (4 * c * len(used)) - int(offs.max(initial=0)) % wq) // 64 * 64
+        )
+        phases = tuple((p // sw, p % sw) for p in used)
+        return _Layout(phases, hq, wq, ho, wo, lp, lx, offs.astype(np.uint32), chunk)
+
+    def prepare(self, x: np.ndarray, lay: _Layout) -> np.ndarray:
+        """(B, C, H, W) -> (B, Lx): padded, split into the used stride phases, flattened."""
+        n, c, h, w = x.shape
+        g = self.geo
+        (sh, sw), (t, left) = g.strides, g.pads[:2]
+        nph = len(lay.phases)
+        if nph == 1 and (sh, sw) == (1, 1) and not any(g.pads) and lay.lx == c * h * w:
+            return x.reshape(n, lay.lx)  # 1x1-like: the input already is the flat layout
+        xb = self.scratch.get("x", (n, lay.lx))  # the padding stays zero between calls
+        xq = xb[:, : nph * c * lay.hq * lay.wq].reshape(n, nph, c, lay.hq, lay.wq)
+        for p, (ph, pw) in enumerate(lay.phases):
+            # phase row hq holds padded row hq * sh + ph, i.e. input row hq * sh + ph - t
+            h0, w0 = max(0, -(-(t - ph) // sh)), max(0, -(-(left - pw) // sw))
+            h1 = min(lay.hq, (h - 1 + t - ph) // sh + 1)
+            w1 = min(lay.wq, (w - 1 + left - pw) // sw + 1)
+            if h1 > h0 and w1 > w0:
+                i0, j0 = h0 * sh + ph - t, w0 * sw + pw - left
+                src = x[
+                    :,
+                    :,
+                    i0 : i0 + (h1 - h0 - 1) * sh + 1 : sh,
+                    j0 : j0 + (w1 - w0 - 1) * sw + 1 : sw,
+                ]
+                xq[:, p, :, h0:h1, w0:w1] = src
+        return xb
+
+
+def direct_conv(
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    geo: ConvGeometry,
+    act_: Activation | None,
+    *,
+    keep_zeros: bool = False,
+) -> Kernel:
+    """Plan a direct conv; skips zero weights unless ``keep_zeros`` (dense depthwise)."""
+    dc = DirectConv(weight, geo, keep_zeros)
+    cout = dc.cout
+    b = np.zeros(cout, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
+    code, alpha, beta = activation_code(act_)
+    fa, fb = np.float32(alpha), np.float32(beta)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n, c, h, w = x.shape
+        lay = dc.layout(c, h, w)
+        xb = dc.prepare(x, lay)
+        flat = lay.ho * lay.wq
+        cropped = lay.wq != lay.wo or lay.lp != flat
+        # the kernel output is returned as is when no garbage columns must be cropped
+        shape = (n, cout, lay.lp)
+        out = dc.scratch.get("out", shape) if cropped else np.empty(shape, np.float32)
+        par = 0 if dc.nnz * n * lay.lp < SERIAL_MAX_WORK else 1
+        full = lay.lp // 64 * 64
+        for lo in range(0, full, lay.chunk):
+            hi = min(full, lo + lay.chunk)
+            TILED[64][1 - par](xb, lay.offs, dc.indptr, dc.values, b, lo, hi, code, fa, fb, out)
+        lo = full
+        for wd in (32, 16, 8):  # the remainder (a multiple of 8) as 32 + 16 + 8
+            if lay.lp - lo >= wd:
+                TILED[wd][1 - par](
+                    xb, lay.offs, dc.indptr, dc.values, b, lo, lo + wd, code, fa, fb, out
+                )
+                lo += wd
+        if not cropped:
+            return out.reshape(n, cout, lay.ho, lay.wo)
+        return np.ascontiguousarray(
+            out[:, :, :flat].reshape(n, cout, lay.ho, lay.wq)[..., : lay.wo]
+        )
+
+    kind = "dense-direct-conv" if keep_zeros else "sparse-direct-conv"
+    return Kernel(run, kind)

@@ -1,0 +1,1 @@
+"""Generated kernels; see ``_codegen``."""

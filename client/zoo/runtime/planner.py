@@ -1,0 +1,311 @@
+"""Plan a model once: order, fold constants, fuse, pick kernels, compute value lifetimes.
+
+Passes, in order (each one a small function):
+
+1. topological order (the file order may not be sorted; cycles are errors);
+2. constant folding: a node whose inputs are all constants runs now, its outputs become
+   constants (so DequantizeLinear of int8 weights becomes a float weight the kernels see);
+3. fusion: Conv+BatchNormalization into the conv weights, a bias Add into the MatMul before it,
+   Relu/Clip/LeakyRelu into the Conv/Gemm/MatMul they follow when that is the only consumer;
+4. dead-node removal, op instantiation (kernels are planned here), and last-use liveness so
+   intermediate arrays are released as soon as nothing reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import ModelProto
+
+from zoo.runtime.errors import InvalidModel, NodeExecutionError, ZooRuntimeError
+from zoo.runtime.graph import (
+    ValueSpec,
+    graph_nodes,
+    initializer_arrays,
+    last_uses,
+    model_opset,
+    topological_order,
+    value_specs,
+)
+from zoo.runtime.kernels import Activation
+from zoo.runtime.registry import Array, BuildContext, Node, OpRun, resolve
+
+__all__ = ["Plan", "Step", "build_plan", "run_node"]
+
+_WEIGHTED = ("Conv", "Gemm", "MatMul")
+
+
+@dataclass
+class Step:
+    """One node to run, its op adapter, and the values to drop once it has run."""
+
+    node: Node
+    op: OpRun
+    release: tuple[str, ...] = ()
+
+
+@dataclass
+class Plan:
+    """The result of planning: what :class:`InferenceSession` executes on each ``run``."""
+
+    opset: int
+    inputs: list[ValueSpec]
+    outputs: list[ValueSpec]
+    constants: dict[str, Array]
+    steps: list[Step]
+    shapes: dict[str, list[int | str | None]] = field(default_factory=dict)
+    folded: list[str] = field(default_factory=list)
+    fusions: list[str] = field(default_factory=list)
+    initializers: frozenset[str] = frozenset()
+
+
+def run_node(op: OpRun, inputs: list[Any]) -> tuple[Any, ...]:
+    """Run one op, re-raising any failure as NodeExecutionError naming node, op, shapes, dtypes."""
+    try:
+        # IEEE semantics like every ONNX runtime: inf/nan propagate without numpy warnings.
+        with np.errstate(all="ignore"):
+            outputs = op.run(*inputs)
+    except ZooRuntimeError:
+        raise
+    except Exception as e:
+        shapes = [None if x is None else tuple(np.shape(x)) for x in inputs]
+        dtypes = [None if x is None else str(np.asarray(x).dtype) for x in inputs]
+        raise NodeExecutionError(op.node.name, op.node.op_type, shapes, dtypes, e) from e
+    return outputs
+
+
+def _inputs_of(node: Node, values: Mapping[str, Any]) -> list[Any]:
+    args = [values[name] if name else None for name in node.inputs]
+    while args and args[-1] is None:  # trailing omitted optionals are simply not passed
+        args.pop()
+    return args
+
+
+def _infer_shapes(model: ModelProto) -> dict[str, list[int | str | None]]:
+    """Static shapes from onnx.shape_inference where it succeeds; empty otherwise."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # inference is an optimisation aid: a model it cannot handle still runs
+        return {}
+    shapes: dict[str, list[int | str | None]] = {}
+    for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            shapes[vi.name] = [
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in tt.shape.dim
+            ]
+    return shapes
+
+
+def build_plan(model: ModelProto, *, sparse: bool = True) -> Plan:
+    """Plan ``model`` for execution (see the module docstring for the passes)."""
+    graph = model.graph
+    opset = model_opset(model)
+    arrays = initializer_arrays(graph)
+    graph_inputs = {vi.name for vi in graph.input}
+    # Initializers listed as graph inputs (old exporters' keep_initializers_as_inputs) are
+    # planned as constants, so their weights still get kernels and folding; feeding one is
+    # refused at run time rather than silently ignored.
+    constants = dict(arrays)
+    inputs, outputs = value_specs(graph, set(constants))
+    nodes = topological_order(graph_nodes(graph), graph_inputs | set(arrays))
+    output_names = {o.name for o in outputs}
+    plan = Plan(opset, inputs, outputs, constants, [], _infer_shapes(model))
+    plan.initializers = frozenset(arrays)
+
+    nodes = _fold_constants(nodes, plan, sparse)
+    nodes = _fuse_conv_bn(nodes, plan, output_names)
+    nodes = _fuse_matmul_bias(nodes, plan, output_names)
+    nodes = _fuse_activations(nodes, plan, output_names)
+    nodes = _remove_dead(nodes, output_names)
+
+    ctx = BuildContext(opset, plan.constants, sparse)
+    used = {name for node in nodes for name in node.inputs} | output_names
+    for name in [c for c in plan.constants if c not in used]:
+        del plan.constants[name]  # folded-away weights: free them
+    releases = last_uses(nodes, output_names | set(plan.constants))
+    plan.steps = [
+        Step(node, resolve(node.domain, node.op_type, opset)(node, ctx), release)
+        for node, release in zip(nodes, releases, strict=True)
+    ]
+    return plan
+
+
+def _consumers(nodes: list[Node]) -> dict[str, list[Node]]:
+    readers: dict[str, list[Node]] = {}
+    for node in nodes:
+        for name in node.inputs:
+            if name:
+                readers.setdefault(name, []).append(node)
+    return readers
+
+
+def _fold_constants(nodes: list[Node], plan: Plan, sparse: bool) -> list[Node]:
+    ctx = BuildContext(plan.opset, plan.constants, sparse)
+    kept = []
+    for node in nodes:
+        foldable = all(not name or name in plan.constants for name in node.inputs)
+        if not foldable:
+            kept.append(node)
+            continue
+        op = resolve(node.domain, node.op_type, plan.opset)(node, ctx)
+        results = run_node(op, _inputs_of(node, plan.constants))
+        for name, value in zip(node.outputs, results, strict=False):
+            if name:
+                plan.constants[name] = np.asarray(value)
+        plan.folded.append(node.name)
+    return kept
+
+
+def _unique(plan: Plan, base: str) -> str:
+    name, i = base, 0
+    while name in plan.constants:
+        i += 1
+        name = f"{base}_{i}"
+    return name
+
+
+def _single_reader(node: Node, readers: dict[str, list[Node]], outputs: set[str]) -> Node | None:
+    """The only node reading ``node``'s first output, if it has exactly one and is internal."""
+    out = node.outputs[0] if node.outputs else ""
+    if not out or out in outputs or len(node.outputs) > 1:
+        return None
+    users = readers.get(out, [])
+    return users[0] if len(users) == 1 else None
+
+
+def _float_const(plan: Plan, node: Node, i: int) -> Array | None:
+    if i >= len(node.inputs) or not node.inputs[i]:
+        return None
+    value = plan.constants.get(node.inputs[i])
+    return value if value is not None and value.dtype == np.float32 else None
+
+
+def _fuse_conv_bn(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Node]:
+    """Conv -> BatchNormalization (inference) becomes one Conv with rescaled weights."""
+    readers = _consumers(nodes)
+    removed: set[int] = set()
+    for conv in nodes:
+        w = _float_const(plan, conv, 1)
+        if conv.op_type != "Conv" or conv.domain not in ("", "ai.onnx") or w is None:
+            continue
+        bn = _single_reader(conv, readers, outputs)
+        if bn is None or bn.op_type != "BatchNormalization" or bn.inputs[0] != conv.outputs[0]:
+            continue
+        params = [_float_const(plan, bn, i) for i in range(1, 5)]
+        if bn.attrs.get("training_mode", 0) or len([o for o in bn.outputs if o]) != 1:
+            continue
+        if bn.attrs.get("spatial", 1) != 1 or any(p is None for p in params):
+            continue
+        scale, shift, mean, var = (np.asarray(p, dtype=np.float64) for p in params)
+        factor = scale / np.sqrt(var + float(bn.attrs.get("epsilon", 1e-5)))  # (Cout,)
+        bias = _float_const(plan, conv, 2)
+        b = np.zeros(w.shape[0]) if bias is None else bias.astype(np.float64)
+        new_w = (w * factor.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
+        new_b = ((b - mean) * factor + shift).astype(np.float32)
+        w_name, b_name = (
+            _unique(plan, f"{conv.name}/bn_weight"),
+            _unique(plan, f"{conv.name}/bn_bias"),
+        )
+        plan.constants[w_name], plan.constants[b_name] = new_w, new_b
+        conv.inputs = [conv.inputs[0], w_name, b_name]
+        conv.outputs = [bn.outputs[0]]
+        removed.add(id(bn))
+        plan.fusions.append(f"Conv+BatchNormalization: {conv.name} <- {bn.name}")
+    return [n for n in nodes if id(n) not in removed]
+
+
+def _fuse_matmul_bias(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Node]:
+    """MatMul(x, W) -> Add(., b) with constant W (K, N) and b (N,) becomes MatMul(x, W, b)."""
+    readers = _consumers(nodes)
+    removed: set[int] = set()
+    for mm in nodes:
+        w = _float_const(plan, mm, 1)
+        if mm.op_type != "MatMul" or w is None or w.ndim != 2 or len(mm.inputs) != 2:
+            continue
+        add = _single_reader(mm, readers, outputs)
+        if add is None or add.op_type != "Add" or len(add.inputs) != 2:
+            continue
+        other = add.inputs[1] if add.inputs[0] == mm.outputs[0] else add.inputs[0]
+        bias = plan.constants.get(other)
+        if (
+            bias is None
+            or bias.dtype != np.float32
+            or bias.size != w.shape[1]
+            or other == mm.outputs[0]
+        ):
+            continue
+        rank = len(plan.shapes.get(mm.inputs[0], [])) or 1
+        # The bias must not broadcast the result to a higher rank or along rows.
+        if bias.ndim > max(rank, 1) or (bias.ndim >= 1 and bias.shape[-1] != w.shape[1]):
+            continue
+        b_name = _unique(plan, f"{mm.name}/bias")
+        plan.constants[b_name] = bias.reshape(-1)
+        mm.inputs = [*mm.inputs, b_name]
+        mm.outputs = [add.outputs[0]]
+        removed.add(id(add))
+        plan.fusions.append(f"MatMul+Add: {mm.name} <- {add.name}")
+    return [n for n in nodes if id(n) not in removed]
+
+
+def _activation_of(node: Node, plan: Plan) -> Activation | None:
+    if node.op_type == "Relu":
+        return Activation("relu")
+    if node.op_type == "LeakyRelu":
+        return Activation("leaky_relu", alpha=float(node.attrs.get("alpha", 0.01)))
+    if node.op_type != "Clip":
+        return None
+    if plan.opset < 11:
+        lo, hi = node.attrs.get("min", -np.inf), node.attrs.get("max", np.inf)
+        return Activation("clip", alpha=float(lo), beta=float(hi))
+    bounds = []
+    for i, default in ((1, -np.inf), (2, np.inf)):
+        if i >= len(node.inputs) or not node.inputs[i]:
+            bounds.append(default)
+        elif node.inputs[i] in plan.constants:
+            bounds.append(float(plan.constants[node.inputs[i]].reshape(-1)[0]))
+        else:
+            return None  # runtime bounds cannot be baked into a kernel
+    return Activation("clip", alpha=bounds[0], beta=bounds[1])
+
+
+def _fuse_activations(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Node]:
+    """Relu/Clip/LeakyRelu after a Conv/Gemm/MatMul with a constant float weight folds into it."""
+    readers = _consumers(nodes)
+    removed: set[int] = set()
+    for prod in nodes:
+        if prod.op_type not in _WEIGHTED or "_activation" in prod.attrs:
+            continue
+        w = _float_const(plan, prod, 1)
+        if w is None or (prod.op_type == "MatMul" and w.ndim != 2):
+            continue
+        act_node = _single_reader(prod, readers, outputs)
+        if act_node is None or act_node.inputs[0] != prod.outputs[0]:
+            continue
+        act = _activation_of(act_node, plan)
+        if act is None:
+            continue
+        prod.attrs["_activation"] = act
+        prod.outputs = [act_node.outputs[0]]
+        removed.add(id(act_node))
+        plan.fusions.append(f"{prod.op_type}+{act_node.op_type}: {prod.name} <- {act_node.name}")
+    return [n for n in nodes if id(n) not in removed]
+
+
+def _remove_dead(nodes: list[Node], outputs: set[str]) -> list[Node]:
+    """Drop nodes none of whose outputs reach a graph output."""
+    needed = set(outputs)
+    kept = []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.outputs if o):
+            kept.append(node)
+            needed.update(n for n in node.inputs if n)
+    kept.reverse()
+    if not kept and not outputs:
+        raise InvalidModel("the graph has no outputs")
+    return kept

@@ -1,0 +1,1 @@
+"""Test and benchmark helpers: offline model builders (no downloads)."""

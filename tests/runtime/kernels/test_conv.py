@@ -1,0 +1,154 @@
+"""Conv kernels against a float64 numpy reference and against onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.kernels._reference import conv2d, prune
+from zoo.runtime.kernels import Activation, plan_conv2d, set_threads
+from zoo.runtime.kernels._dense import dense_conv
+from zoo.runtime.kernels._direct_conv import direct_conv
+from zoo.runtime.kernels._types import ConvGeometry
+
+# (x shape, weight shape, strides, pads (t, l, b, r), dilations, group)
+CASES = [
+    ((1, 3, 9, 9), (4, 3, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 1x1, H*W not % 8
+    ((2, 16, 8, 8), (32, 16, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 1x1, no copy path
+    ((2, 16, 7, 9), (24, 16, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1),  # 1x1 stride 2
+    ((3, 5, 11, 13), (7, 5, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # 3x3
+    ((2, 5, 9, 11), (7, 5, 3, 3), (1, 1), (1, 0, 2, 1), (1, 1), 1),  # asymmetric pads
+    ((2, 6, 14, 15), (9, 6, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),  # 3x3 stride 2
+    ((1, 4, 13, 12), (5, 4, 3, 3), (2, 1), (0, 1, 1, 0), (2, 1), 1),  # mixed stride, dilation
+    ((2, 3, 12, 12), (5, 3, 3, 2), (1, 2), (2, 2, 2, 2), (2, 3), 1),  # dilations, kW != kH
+    ((1, 3, 30, 29), (8, 3, 7, 7), (2, 2), (3, 3, 3, 3), (1, 1), 1),  # 7x7 stride 2 (stem)
+    ((2, 8, 10, 10), (12, 2, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 4),  # grouped
+    ((2, 8, 10, 10), (8, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 8),  # depthwise
+    ((3, 6, 11, 9), (12, 1, 3, 3), (2, 2), (1, 0, 1, 2), (1, 1), 6),  # depthwise x2, stride 2
+    ((1, 2, 3, 3), (3, 2, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 1x1 output
+    ((1, 4, 5, 5), (3, 4, 5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1),  # kernel = input size
+    ((65, 3, 4, 5), (5, 3, 2, 2), (1, 1), (0, 0, 1, 1), (1, 1), 1),  # batch not % tiles
+]
+ACTS = [None, Activation("relu"), Activation("clip", 0.0, 0.3), Activation("leaky_relu", 0.2)]
+
+
+def _case(case, sparsity: float, seed: int = 0):  # type: ignore[no-untyped-def]
+    xs, ws, strides, pads, dil, group = case
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, xs).astype(np.float32)
+    w = prune(rng.uniform(-0.5, 0.5, ws).astype(np.float32), sparsity, rng)
+    b = rng.uniform(-0.5, 0.5, ws[0]).astype(np.float32)
+    return x, w, b, dict(strides=strides, pads=pads, dilations=dil, group=group)
+
+
+def _geo(w: np.ndarray, kw: dict) -> ConvGeometry:  # type: ignore[type-arg]
+    return ConvGeometry(w.shape[2:], kw["strides"], kw["pads"], kw["dilations"], kw["group"])
+
+
+def _check(y: np.ndarray, x, w, b, kw, act=None) -> None:  # type: ignore[no-untyped-def]
+    ref = conv2d(x, w, b, act=act, **kw)
+    assert y.dtype == np.float32 and y.shape == ref.shape and y.flags.c_contiguous
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=range(len(CASES)))
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+def test_all_kernels_match_reference(case, sparsity: float) -> None:  # type: ignore[no-untyped-def]
+    x, w, b, kw = _case(case, sparsity)
+    geo = _geo(w, kw)
+    _check(direct_conv(w, b, geo, None)(x), x, w, b, kw)
+    _check(direct_conv(w, b, geo, None, keep_zeros=True)(x), x, w, b, kw)
+    _check(dense_conv(w, b, geo, None)(x), x, w, b, kw)
+    f = plan_conv2d(w, b, **kw)
+    _check(f(x), x, w, b, kw)
+    _check(f(x), x, w, b, kw)  # second call: reused work buffers
+
+
+@pytest.mark.parametrize("act", ACTS, ids=lambda a: "none" if a is None else a.kind)
+@pytest.mark.parametrize("sparse", [True, False])
+def test_activation_fused(act: Activation | None, sparse: bool) -> None:
+    x, w, b, kw = _case(CASES[5], 0.9)
+    f = plan_conv2d(w, b, activation=act, sparse=sparse, **kw)
+    _check(f(x), x, w, b, kw, act)
+
+
+def test_kernel_choice() -> None:
+    _, w, b, kw = _case(CASES[3], 0.0)
+    assert plan_conv2d(w, b, **kw).kind == "dense-im2col"
+    assert (
+        plan_conv2d(prune(w, 0.95, np.random.default_rng(0)), b, **kw).kind == "sparse-direct-conv"
+    )
+    assert plan_conv2d(prune(w, 0.95, np.random.default_rng(0)), b, sparse=False, **kw).kind == (
+        "dense-im2col"
+    )
+    _, w, b, kw = _case(CASES[10], 0.0)
+    assert plan_conv2d(w, b, **kw).kind == "dense-direct-conv"
+
+
+def test_zero_weights_and_empty_channels() -> None:
+    x, w, b, kw = _case(CASES[3], 0.9)
+    w[::2] = 0.0  # output channels with no weights: only the bias
+    _check(plan_conv2d(w, b, **kw)(x), x, w, b, kw)
+    zero = np.zeros_like(w)
+    _check(plan_conv2d(zero, b, **kw)(x), x, zero, b, kw)
+    _check(plan_conv2d(zero, None, **kw)(x), x, zero, None, kw)
+
+
+def test_input_size_change_and_fresh_outputs() -> None:
+    x, w, b, kw = _case(CASES[5], 0.9)
+    for sparse in (True, False):
+        f = plan_conv2d(w, b, sparse=sparse, **kw)
+        y1 = f(x)
+        x2 = x[:1, :, :9, :10].copy()
+        _check(f(x2), x2, w, b, kw)
+        y3 = f(x)
+        assert not np.shares_memory(y1, y3)
+        np.testing.assert_array_equal(y1, y3)
+
+
+def test_bad_arguments() -> None:
+    w = np.zeros((4, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="4-D"):
+        plan_conv2d(w[0], None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1)
+    with pytest.raises(ValueError, match="group 3"):
+        plan_conv2d(w, None, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    cg=st.integers(1, 5),
+    og=st.integers(1, 6),
+    group=st.sampled_from([1, 1, 2, 3]),
+    hw=st.tuples(st.integers(3, 17), st.integers(3, 17)),
+    k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dil=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    pads=st.tuples(*[st.integers(0, 2)] * 4),
+    sparsity=st.sampled_from([0.0, 0.7, 0.95]),
+)
+def test_random_geometry(n, cg, og, group, hw, k, strides, dil, pads, sparsity) -> None:  # type: ignore[no-untyped-def]
+    ext = [(k[i] - 1) * dil[i] + 1 for i in range(2)]
+    if hw[0] + pads[0] + pads[2] < ext[0] or hw[1] + pads[1] + pads[3] < ext[1]:
+        return  # empty output: not a valid conv
+    case = ((n, cg * group, *hw), (og * group, cg, *k), strides, pads, dil, group)
+    x, w, b, kw = _case(case, sparsity)
+    geo = _geo(w, kw)
+    _check(direct_conv(w, b, geo, None)(x), x, w, b, kw)
+    _check(dense_conv(w, b, geo, None)(x), x, w, b, kw)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_dense_conv_split_over_threads(threads: int, n: int) -> None:
+    # big enough that batch 1 splits its GEMM by output channels; batches split by image
+    x, w, b, kw = _case(((n, 32, 32, 32), (64, 32, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1), 0.0)
+    x1, w1, b1, kw1 = _case(((n, 64, 32, 32), (96, 64, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1), 0.0)
+    try:
+        set_threads(threads)
+        _check(plan_conv2d(w, b, **kw)(x), x, w, b, kw)
+        _check(plan_conv2d(w1, b1, **kw1)(x1), x1, w1, b1, kw1)
+    finally:
+        set_threads(None)

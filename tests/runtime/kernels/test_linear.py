@@ -1,0 +1,148 @@
+"""Linear kernels against a float64 numpy reference, on every shape class they handle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.kernels._reference import linear, prune
+from zoo.runtime.kernels import Activation, plan_linear, set_threads
+from zoo.runtime.kernels._dense import dense_linear
+from zoo.runtime.kernels._sparse_linear import sparse_linear
+
+ACTS = [None, Activation("relu"), Activation("clip", -0.25, 0.5), Activation("leaky_relu", 0.1)]
+
+
+def _layer(k: int, n: int, sparsity: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    w = prune(rng.uniform(-0.5, 0.5, (k, n)).astype(np.float32), sparsity, rng)
+    return w, rng.uniform(-0.5, 0.5, n).astype(np.float32)
+
+
+def _x(m: int, k: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (m, k)).astype(np.float32)
+
+
+def _check(f, x, w, b, act):  # type: ignore[no-untyped-def]
+    y = f(x)
+    assert y.dtype == np.float32 and y.shape == (x.shape[0], w.shape[1])
+    np.testing.assert_allclose(y, linear(x, w, b, act), rtol=1e-4, atol=1e-5)
+
+
+# batches: 1 and 2 (b1 kernel), 3 (smallest batched), 8, 9, 63, 64, 65, 100, 130 (tiles of
+# 64/32/16/8 and padding); K, N odd and not multiples of 4/8/16/64
+@pytest.mark.parametrize("m", [1, 2, 3, 8, 9, 63, 64, 65, 100, 130])
+@pytest.mark.parametrize(("k", "n"), [(37, 53), (256, 96), (1, 5), (300, 7)])
+def test_sparse_linear_matches_reference(m: int, k: int, n: int) -> None:
+    w, b = _layer(k, n, 0.9)
+    f = sparse_linear(w, b, None)
+    _check(f, _x(m, k), w, b, None)
+    assert f.kind == ("sparse-csr-b1" if m < 3 else "sparse-csr-batched")
+
+
+@pytest.mark.parametrize("act", ACTS, ids=lambda a: "none" if a is None else a.kind)
+@pytest.mark.parametrize("m", [1, 17, 64])
+def test_activation_fused(act: Activation | None, m: int) -> None:
+    w, b = _layer(129, 71, 0.85)
+    for f in (sparse_linear(w, b, act), dense_linear(w, b, act)):
+        _check(f, _x(m, 129), w, b, act)
+
+
+@pytest.mark.parametrize("m", [1, 5, 64])
+def test_empty_rows_and_zero_layer(m: int) -> None:
+    w, b = _layer(64, 40, 0.9)
+    w[:, ::3] = 0.0  # output features with no weights at all: only the bias
+    w[5] = 0.0
+    _check(sparse_linear(w, b, None), _x(m, 64), w, b, None)
+    zero = np.zeros((64, 40), np.float32)
+    f = plan_linear(zero, b, activation=Activation("relu"))
+    assert f.kind.startswith("sparse")
+    _check(f, _x(m, 64), zero, b, Activation("relu"))
+    f = plan_linear(zero, None)
+    np.testing.assert_array_equal(f(_x(m, 64)), np.zeros((m, 40), np.float32))
+
+
+@pytest.mark.parametrize("m", [1, 3, 64])
+def test_fully_dense_weight_in_sparse_kernel(m: int) -> None:
+    w, b = _layer(200, 33, 0.0)
+    _check(sparse_linear(w, b, None), _x(m, 200), w, b, None)
+
+
+def test_kernel_choice() -> None:
+    dense, _ = _layer(64, 64, 0.0)
+    sparse, _ = _layer(64, 64, 0.95)
+    assert plan_linear(dense, None).kind == "dense-blas"
+    assert plan_linear(sparse, None).kind.startswith("sparse-csr")
+    assert plan_linear(sparse, None, sparse=False).kind == "dense-blas"
+
+
+def test_outputs_are_fresh_and_input_untouched() -> None:
+    w, b = _layer(48, 24, 0.9)
+    for f in (plan_linear(w, b), plan_linear(w, b, sparse=False)):
+        for m in (1, 16):
+            x = _x(m, 48)
+            x0 = x.copy()
+            y1 = f(x)
+            y2 = f(x * 2)
+            assert not np.shares_memory(y1, y2)
+            np.testing.assert_array_equal(x, x0)
+            _check(f, x, w, b, None)
+
+
+def test_large_layer_parallel_path() -> None:
+    # big enough to take the parallel kernels and several L2 chunks of xT
+    w, b = _layer(4100, 300, 0.9)
+    x = _x(200, 4100) * 0.25
+    np.testing.assert_allclose(
+        sparse_linear(w, b, None)(x), linear(x, w, b, None), rtol=1e-4, atol=2e-5
+    )
+
+
+def test_non_contiguous_and_float64_input() -> None:
+    w, b = _layer(30, 20, 0.9)
+    x = _x(40, 60)[:, ::2]
+    _check(plan_linear(w, b), x, w, b, None)
+    _check(plan_linear(w, b), x.astype(np.float64), w, b, None)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="2-D"):
+        plan_linear(np.zeros(3, np.float32), None)
+    with pytest.raises(ValueError, match="bias"):
+        plan_linear(np.zeros((3, 4), np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="unknown activation kind 'gelu'"):
+        Activation("gelu")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=st.integers(1, 80),
+    k=st.integers(1, 150),
+    n=st.integers(1, 90),
+    sparsity=st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]),
+    act=st.sampled_from(ACTS),
+)
+def test_random_shapes(m: int, k: int, n: int, sparsity: float, act: Activation | None) -> None:
+    w, b = _layer(k, n, sparsity, seed=m * 1000 + k)
+    _check(sparse_linear(w, b, act), _x(m, k), w, b, act)
+    _check(plan_linear(w, b, activation=act), _x(m, k), w, b, act)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("m", [1, 3, 64])
+def test_dense_gemm_split_over_threads(threads: int, m: int) -> None:
+    # 1500 x 1500: large enough to split - columns for few rows, rows for many
+    w, b = _layer(1500, 1501, 0.0)
+    x = _x(m, 1500) * 0.1
+    try:
+        set_threads(threads)
+        np.testing.assert_allclose(
+            plan_linear(w, b, activation=Activation("relu"))(x),
+            linear(x, w, b, Activation("relu")),
+            rtol=1e-4,
+            atol=1e-5,
+        )
+    finally:
+        set_threads(None)

@@ -1,0 +1,308 @@
+"""Planner behaviour: topological order, cycles, constant folding, fusion, buffer release."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from zoo.runtime import InferenceSession, InvalidModel
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def _model(
+    nodes: list[onnx.NodeProto],
+    inits: Mapping[str, np.ndarray[Any, Any]],
+    inputs: list[tuple[str, list[int]]],
+    outputs: list[str],
+    opset: int = 17,
+) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _ort(model: onnx.ModelProto, feeds: dict[str, Any]) -> list[Any]:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return list(sess.run(None, feeds))
+
+
+def _ops(sess: InferenceSession) -> list[str]:
+    return [step.node.op_type for step in sess.plan.steps]
+
+
+RNG = np.random.default_rng(0)
+
+
+def test_unsorted_graph_is_ordered() -> None:
+    nodes = [
+        helper.make_node("Relu", ["b"], ["y"], name="last"),
+        helper.make_node("Add", ["a", "one"], ["b"], name="middle"),
+        helper.make_node("Neg", ["x"], ["a"], name="first"),
+    ]
+    model = _model(nodes, {"one": np.float32(1)}, [("x", [3])], ["y"])
+    x = np.array([-2.0, 0.5, 3.0], np.float32)
+    sess = InferenceSession(model)
+    assert [s.node.name for s in sess.plan.steps] == ["first", "middle", "last"]
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], np.maximum(-x + 1, 0))
+
+
+def test_cycle_is_an_invalid_model() -> None:
+    nodes = [
+        helper.make_node("Add", ["x", "c"], ["b"], name="n1"),
+        helper.make_node("Relu", ["b"], ["c"], name="n2"),
+    ]
+    model = _model(nodes, {}, [("x", [3])], ["c"])
+    with pytest.raises(InvalidModel, match="cycle"):
+        InferenceSession(model)
+
+
+def test_missing_value_is_an_invalid_model() -> None:
+    model = _model(
+        [helper.make_node("Relu", ["nowhere"], ["y"], name="r")], {}, [("x", [1])], ["y"]
+    )
+    with pytest.raises(InvalidModel, match="nowhere"):
+        InferenceSession(model)
+
+
+def test_constant_subgraphs_are_folded_at_plan_time() -> None:
+    nodes = [
+        helper.make_node("Constant", [], ["c"], name="const", value_float=2.0),
+        helper.make_node("Mul", ["c", "w"], ["w2"], name="scale_w"),
+        helper.make_node("Sqrt", ["w2"], ["w3"], name="sqrt_w"),
+        helper.make_node("Add", ["x", "w3"], ["y"], name="add"),
+    ]
+    w = np.array([1.0, 8.0, 18.0], np.float32)
+    model = _model(nodes, {"w": w}, [("x", [3])], ["y"])
+    sess = InferenceSession(model)
+    assert set(sess.plan.folded) == {"const", "scale_w", "sqrt_w"}
+    assert _ops(sess) == ["Add"]
+    x = RNG.standard_normal(3).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-6)
+
+
+def test_dequantized_weight_is_folded_into_a_float_kernel() -> None:
+    wq = RNG.integers(-127, 128, (16, 8)).astype(np.int8)
+    nodes = [
+        helper.make_node("DequantizeLinear", ["wq", "s", "zp"], ["w"], name="dq"),
+        helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
+    ]
+    inits = {"wq": wq, "s": np.float32(0.02), "zp": np.int8(0)}
+    model = _model(nodes, inits, [("x", [4, 16])], ["y"], opset=13)
+    sess = InferenceSession(model)
+    assert sess.plan.folded == ["dq"]
+    assert getattr(sess.plan.steps[0].op, "kernel", None) is not None
+    x = RNG.standard_normal((4, 16)).astype(np.float32)
+    # The spec's semantics, x @ ((wq - zp) * s); onnxruntime's optimizer would instead rewrite
+    # DQ+MatMul into a dynamically quantized matmul, which is a different computation.
+    expected = x @ (wq.astype(np.float32) * np.float32(0.02))
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def _conv_bn_relu(consumers: int) -> onnx.ModelProto:
+    c = 4
+    inits = {
+        "w": RNG.standard_normal((c, 3, 3, 3)).astype(np.float32),
+        "scale": RNG.uniform(0.5, 1.5, c).astype(np.float32),
+        "bias": RNG.standard_normal(c).astype(np.float32),
+        "mean": RNG.standard_normal(c).astype(np.float32),
+        "var": RNG.uniform(0.5, 1.5, c).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["b"], name="bn"
+        ),
+        helper.make_node("Relu", ["b"], ["y"], name="relu"),
+    ]
+    outputs = ["y"]
+    if consumers == 2:
+        nodes.append(helper.make_node("Neg", ["b"], ["z"], name="other"))
+        outputs.append("z")
+    return _model(nodes, inits, [("x", [1, 3, 8, 8])], outputs)
+
+
+def test_conv_batchnorm_relu_fuse_into_one_conv() -> None:
+    model = _conv_bn_relu(consumers=1)
+    sess = InferenceSession(model)
+    assert _ops(sess) == ["Conv"]
+    assert sess.plan.steps[0].node.attrs["_activation"].kind == "relu"
+    assert any(f.startswith("Conv+BatchNormalization") for f in sess.plan.fusions)
+    x = RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(
+        sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-4, atol=1e-5
+    )
+
+
+def test_activation_is_not_fused_when_the_value_has_other_readers() -> None:
+    model = _conv_bn_relu(consumers=2)
+    sess = InferenceSession(model)
+    assert _ops(sess) == ["Conv", "Relu", "Neg"]  # BN folded, Relu kept: "b" is read twice
+    x = RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    for got, ref in zip(sess.run(None, {"x": x}), _ort(model, {"x": x}), strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("act", "attrs", "extra"),
+    [("Relu", {}, {}), ("LeakyRelu", {"alpha": 0.1}, {}), ("Clip", {}, {"lo": 0.0, "hi": 6.0})],
+)
+def test_matmul_bias_activation_fuse(
+    act: str, attrs: dict[str, float], extra: dict[str, float]
+) -> None:
+    inits: dict[str, Any] = {
+        "w": RNG.standard_normal((16, 8)).astype(np.float32),
+        "b": RNG.standard_normal(8).astype(np.float32),
+    }
+    inits.update({k: np.float32(v) for k, v in extra.items()})
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+        helper.make_node("Add", ["m", "b"], ["a"], name="bias"),
+        helper.make_node(act, ["a", *extra], ["y"], name="act", **attrs),
+    ]
+    model = _model(nodes, inits, [("x", [2, 5, 16])], ["y"])
+    sess = InferenceSession(model)
+    assert _ops(sess) == ["MatMul"]
+    x = RNG.standard_normal((2, 5, 16)).astype(np.float32) * 3
+    np.testing.assert_allclose(
+        sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_gemm_relu_fuse() -> None:
+    inits = {"w": RNG.standard_normal((8, 16)).astype(np.float32), "c": np.ones(8, np.float32)}
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "c"], ["g"], name="gemm", transB=1, alpha=0.5),
+        helper.make_node("Relu", ["g"], ["y"], name="relu"),
+    ]
+    model = _model(nodes, inits, [("x", [3, 16])], ["y"])
+    sess = InferenceSession(model)
+    assert _ops(sess) == ["Gemm"]
+    x = RNG.standard_normal((3, 16)).astype(np.float32)
+    np.testing.assert_allclose(
+        sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_intermediate_values_are_released_after_their_last_use() -> None:
+    n = 30
+    nodes = [helper.make_node("Relu", ["x"], ["v0"], name="r0")]
+    for i in range(1, n):
+        nodes.append(helper.make_node("Add", [f"v{i - 1}", "x"], [f"v{i}"], name=f"a{i}"))
+    model = _model(nodes, {}, [("x", [4])], [f"v{n - 1}"])
+    sess = InferenceSession(model)
+    # Each value dies right after the node that reads it last.
+    assert sess.plan.steps[1].release == ("v0",)
+    live: list[int] = []
+    x = np.ones(4, np.float32)
+    (y,) = sess.run(None, {"x": x}, on_step=lambda i, values: live.append(len(values)))
+    assert max(live) <= 2  # x and the newest value, never the whole chain
+    np.testing.assert_array_equal(y, np.full(4, n, np.float32))
+
+
+def test_unused_optional_outputs_are_released_at_once() -> None:
+    nodes = [
+        helper.make_node("Dropout", ["x"], ["d", "mask"], name="drop"),
+        helper.make_node("Relu", ["d"], ["y"], name="relu"),
+    ]
+    sess = InferenceSession(_model(nodes, {}, [("x", [4])], ["y"]))
+    assert "mask" in sess.plan.steps[0].release
+
+
+def test_softmax_before_opset_13_flattens_at_axis() -> None:
+    # Opset 11 Softmax normalises over all dims from `axis` on; opset 13 over `axis` only.
+    x = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+    for opset in (11, 13):
+        model = _model(
+            [helper.make_node("Softmax", ["x"], ["y"], axis=1)],
+            {},
+            [("x", [2, 3, 4])],
+            ["y"],
+            opset,
+        )
+        got = InferenceSession(model).run(None, {"x": x})[0]
+        np.testing.assert_allclose(got, _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-7)
+
+
+def test_initializers_listed_as_inputs_are_planned_as_constants() -> None:
+    # Old exporters list every weight among the graph inputs (keep_initializers_as_inputs).
+    w = RNG.standard_normal((16, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, [16, 8]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    sess = InferenceSession(model)
+    assert [i.name for i in sess.get_inputs()] == ["x"]
+    assert getattr(sess.plan.steps[0].op, "kernel", None) is not None
+    x = RNG.standard_normal((2, 16)).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], x @ w, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InvalidModel, match="initializer"):
+        sess.run(None, {"x": x, "w": w})
+
+
+def test_sparse_flag_drives_the_kernel_choice() -> None:
+    from zoo.testing.models import mlp, prune
+
+    model = prune(mlp(), 0.95)
+    dense = InferenceSession(model, sparse=False)
+    kinds = [s.op.kernel_kind for s in dense.plan.steps if s.op.kernel_kind]
+    assert len(kinds) == 3 and all(k.startswith("dense") for k in kinds)
+    # 95 % zeros: the kernels planner measures the weights and picks a sparse kernel.
+    sparse = InferenceSession(model, sparse=True)
+    assert any("sparse" in (s.op.kernel_kind or "") for s in sparse.plan.steps)
+
+
+def test_requesting_one_output_runs_only_what_it_needs() -> None:
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="cheap"),
+        helper.make_node("Neg", ["x"], ["b"], name="other"),
+    ]
+    sess = InferenceSession(_model(nodes, {}, [("x", [3])], ["a", "b"]))
+    ran: list[int] = []
+    x = np.array([-1.0, 0.0, 2.0], np.float32)
+    (a,) = sess.run(["a"], {"x": x}, on_step=lambda i, _: ran.append(i))
+    assert len(ran) == 1
+    np.testing.assert_array_equal(a, np.maximum(x, 0))
+    b, a2 = sess.run(["b", "a"], {"x": x})
+    np.testing.assert_array_equal(b, -x)
+    np.testing.assert_array_equal(a2, a)
+
+
+def test_sparse_initializers_are_densified() -> None:
+    w = np.zeros((6, 4), np.float32)
+    w[[0, 2, 5], [1, 3, 0]] = [1.5, -2.0, 3.0]
+    flat = np.flatnonzero(w)
+    sparse = helper.make_sparse_tensor(
+        numpy_helper.from_array(w.reshape(-1)[flat], "w"),
+        numpy_helper.from_array(flat.astype(np.int64), "w_idx"),
+        [6, 4],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        sparse_initializer=[sparse],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = RNG.standard_normal((2, 6)).astype(np.float32)
+    np.testing.assert_allclose(InferenceSession(model).run(None, {"x": x})[0], x @ w, rtol=1e-6)
