@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from zoo.cli import analyze, auth, benchmark, cache, demo, download, publish, search
+from zoo.cli import analyze, auth, benchmark, cache, demo, download, publish, search, verify
 from zoo.cli._common import Options
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ app.command("logout")(auth.logout)
 app.add_typer(cache.cache_app, name="cache")
 app.command("analyze")(analyze.analyze)
 app.command("benchmark")(benchmark.benchmark)
+app.command("verify")(verify.verify)
 app.add_typer(demo.demo_app, name="demo")
 
 

@@ -23,4 +23,5 @@ def local_onnx(ctx: typer.Context, target: str) -> Path:
             f"{target!r} is neither a local file or folder nor a stub (zoo:...)",
             param_hint="TARGET",
         )
-    return Model(target, client=client(ctx)).onnx_model
+    with client(ctx) as zoo_client:
+        return Model(target, client=zoo_client).onnx_model

@@ -48,9 +48,9 @@ def build(
     )
     out.print(f"{len(models)} models built in {out_dir or default_build_dir()}")
     if publish:
-        with fail_on_errors():
+        with fail_on_errors(), client(ctx) as zoo_client:
             stubs = publish_catalog(
-                client(ctx),
+                zoo_client,
                 models,
                 namespace=namespace,
                 progress=lambda s: err.print(s, highlight=False),
