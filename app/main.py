@@ -20,6 +20,7 @@ from app.storage_factory import make_storage
 from app.tokens.routes import router as tokens_router
 from app.uploads.routes import router as uploads_router
 from app.versions.routes import router as versions_router
+from app.web.routes import install as install_web
 
 log = logging.getLogger(__name__)
 
@@ -81,4 +82,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(compat_router)
+    install_web(app)
     return app
