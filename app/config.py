@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         default=24, description="Pending uploads older than this are gc'd."
     )
 
+    verify_outputs: bool = Field(
+        default=False,
+        description="After each commit, run the version's sample inputs through zoo.runtime in "
+        "the background and record in its meta whether the sample outputs were reproduced.",
+    )
+
     public_url: str | None = Field(
         default=None, description="Base URL the hub is reached at (for absolute links)."
     )

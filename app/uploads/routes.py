@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
 from app.auth import DbSession, RequiredPrincipal, require_write
-from app.deps import BaseUrl, SessionFactoryDep, StorageDep
+from app.deps import BaseUrl, SessionFactoryDep, SettingsDep, StorageDep
 from app.errors import (
     DigestMismatch,
     Forbidden,
@@ -24,7 +24,7 @@ from app.errors import (
     error_responses,
 )
 from app.orm import Version
-from app.versions import publish
+from app.versions import publish, reproduce
 from app.versions.present import version_out
 from app.versions.schemas import SHA256_PATTERN, UploadCommit, VersionOut
 
@@ -100,6 +100,7 @@ def commit_upload(
     storage: StorageDep,
     factory: SessionFactoryDep,
     base: BaseUrl,
+    settings: SettingsDep,
     body: UploadCommit | None = None,
 ) -> VersionOut:
     """Verify every blob and make the version ready: it gets the next number and ``latest``."""
@@ -108,6 +109,8 @@ def commit_upload(
         for b in (body.multipart if body else [])
     }
     committed = publish.commit_upload(session, factory, storage, principal, version, parts)
+    if settings.verify_outputs:  # runs after the commit is durable, off the request's path
+        reproduce.schedule(session, factory, storage, committed.id)
     return version_out(session, committed, base)
 
 

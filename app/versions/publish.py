@@ -29,6 +29,7 @@ from app.errors import (
     SparsityMismatch,
     UploadNotFound,
     UploadNotPending,
+    ValidationFailed,
 )
 from app.orm import Blob, File, Model, Recipe, Version, VersionStatus, utcnow
 from app.storage import (
@@ -56,6 +57,10 @@ class OpenedUpload:
 
     version: Version
     blobs: list[BlobTarget]
+
+
+# Written by the hub's own output check (app.versions.reproduce); a publisher may not claim them.
+HUB_META_KEYS = frozenset({"outputs_reproduced", "outputs_check"})
 
 
 def check_manifest(files: list[ManifestFile], settings: Settings) -> dict[str, int]:
@@ -108,6 +113,12 @@ def open_upload(
 ) -> OpenedUpload:
     """Create a pending version; answer, per blob, "stored" or where to upload it."""
     require_write(principal, model.namespace.name)
+    reserved = sorted(HUB_META_KEYS & set(meta))
+    if reserved:
+        raise ValidationFailed(
+            f"meta key(s) {', '.join(reserved)} are written by the hub when it reproduces the "
+            "sample outputs; leave them out"
+        )
     sizes = check_manifest(files, settings)
     upload_id = str(uuid.uuid4())
     stored = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(list(sizes)))))

@@ -5,7 +5,6 @@ metadata claims must match what the weights show."""
 from __future__ import annotations
 
 import math
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,12 +20,7 @@ from app.orm import Version
 from app.storage import Storage, blob_key
 from zoo.analysis import analyze_model
 from zoo.layout import InvalidFilePath, validate_file_path
-
-# A claim may be this far (as a fraction) from the measured sparsity: tags are rounded.
-SPARSITY_TOLERANCE = 0.02
-# SparseZoo tags: "pruned90-none", "pruned95_quant-none", "12layer_pruned80_quant-none-vnni",
-# "14layer_pruned50.4block_quantized" (".4block" is the structure, not a decimal).
-_TAG_SPARSITY = re.compile(r"(?:^|[_-])pruned(\d{1,3})(?=$|[_.-])")
+from zoo.verify.claims import SPARSITY_TOLERANCE, tag_sparsity
 
 
 @dataclass(frozen=True)
@@ -50,14 +44,15 @@ class SparsityClaim:
 
 
 def tag_claim(sparse_tag: str | None) -> SparsityClaim | None:
-    """The sparsity a SparseZoo tag claims; a tag without a number claims nothing.
+    """The sparsity a SparseZoo tag claims (parsed by ``zoo.verify``, which ``zoo verify`` shares);
+    a tag without a number claims nothing.
 
     ``pruned95_quant-none`` -> 0.95; ``base-none``, ``pruned-none``, ``pruned_quant`` -> None
     """
-    match = _TAG_SPARSITY.search(sparse_tag or "")
-    if match is None or int(match.group(1)) > 100:
+    value = tag_sparsity(sparse_tag)
+    if value is None:
         return None
-    return SparsityClaim(int(match.group(1)) / 100, f"the stub's sparse tag '{sparse_tag}'")
+    return SparsityClaim(value, f"the stub's sparse tag '{sparse_tag}'")
 
 
 def meta_claim(meta: dict[str, Any]) -> SparsityClaim | None:

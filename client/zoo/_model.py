@@ -15,6 +15,8 @@ from zoo._types import FileInfo, VersionInfo
 if TYPE_CHECKING:
     import numpy as np
 
+    from zoo.verify import VerifyReport
+
 __all__ = ["Model"]
 
 
@@ -205,6 +207,17 @@ class Model:
         if isinstance(data, dict):
             data = next((v for v in data.values() if isinstance(v, list)), [data])
         return [d for d in data or [] if isinstance(d, dict)]
+
+    def verify(self, *, strict: bool = False) -> VerifyReport:
+        """Check the model is what it claims: hashes, ONNX, sample outputs, sparsity, recipe,
+        speed (see :mod:`zoo.verify`). A stub downloads first; ``report.ok`` says if all held.
+
+        >>> Model("zoo:acme/resnet50-pruned90@2").verify().ok  # doctest: +SKIP
+        True
+        """
+        from zoo.verify import verify_model  # onnx and the runtime: only verify pays for them
+
+        return verify_model(self, strict=strict)
 
     def download(self, directory: str | Path | None = None) -> Path:
         """Every file of the version: the cached snapshot folder, or a copy in ``directory``."""

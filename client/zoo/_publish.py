@@ -116,9 +116,8 @@ def publish_folder(
     except ModelExistsError:
         pass  # publishing a new version of an existing model
     manifest = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in files]
-    upload = http.request(
-        "POST", f"models/{ns}/{name}/versions", json={"files": manifest, "message": message, "meta": dict(meta or {})}
-    ).json()
+    body = {"files": manifest, "message": message, "meta": dict(meta or {})}
+    upload = http.request("POST", f"models/{ns}/{name}/versions", json=body).json()
     upload_id = upload["upload_id"]
     by_sha = {f.sha256: f.local for f in files}
     report = progress or (lambda n: None)

@@ -248,3 +248,14 @@ def test_concurrent_commits_get_consecutive_numbers(hub: Hub) -> None:
         numbers = sorted(pool.map(commit, uploads))
     assert numbers == [1, 2, 3, 4, 5, 6]
     assert http.get(f"/models/{ns}/m/versions/latest").json()["number"] == 6
+
+
+def test_publishers_cannot_claim_the_hubs_output_check(hub: Hub) -> None:
+    ns = unique_namespace()
+    http = hub.client(hub.admin_token)
+    create_model(http, ns, name="m")
+    r = http.post(
+        f"/models/{ns}/m/versions",
+        json={"files": manifest(files_v1(ns)), "meta": {"outputs_reproduced": True}},
+    )
+    assert r.status_code == 422 and "outputs_reproduced" in r.json()["error"]["message"]

@@ -42,6 +42,22 @@ class Hub:
             s.commit()
         return secret
 
+    def mark_outputs_reproduced(self, namespace: str, name: str, number: int) -> None:
+        """Record what the hub's output check writes (publishers cannot set it themselves)."""
+        from sqlalchemy import select
+
+        from app.orm import Model, Namespace, Version
+
+        with self.sessionmaker() as s:
+            version = s.scalars(
+                select(Version)
+                .join(Version.model)
+                .join(Model.namespace)
+                .where(Namespace.name == namespace, Model.name == name, Version.number == number)
+            ).one()
+            version.meta = {**version.meta, "outputs_reproduced": True}
+            s.commit()
+
     def client(self, token: str | None = None) -> httpx.Client:
         """An HTTP client on the API, authenticated with ``token`` if given."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}

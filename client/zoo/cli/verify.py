@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -29,11 +30,11 @@ def verify(
     with the tag, card and recipe, and time the model. Exit 1 when a check fails."""
     from zoo.verify import verify_model  # onnx and the runtime: only this command loads them
 
-    with fail_on_errors():
+    with fail_on_errors(), ExitStack() as stack:
         if Path(target).is_dir():
             model = Model(Path(target))
         elif target.startswith("zoo:"):
-            model = Model(target, client=client(ctx))
+            model = Model(target, client=stack.enter_context(client(ctx)))
         else:
             raise typer.BadParameter(
                 f"{target!r} is neither a model folder nor a stub (zoo:...)", param_hint="TARGET"
