@@ -21,6 +21,7 @@ from app.errors import (
 )
 from app.models import service
 from app.models.schemas import ModelCreate, ModelOut, ModelPage, SortKey
+from app.responses import json_response
 from app.versions.present import resolve_out
 from app.versions.schemas import ResolveOut
 
@@ -32,7 +33,6 @@ router = APIRouter(tags=["models"])
 )
 def search_models(
     request: Request,
-    response: Response,
     session: DbSession,
     principal: OptionalPrincipal,
     q: Annotated[
@@ -52,7 +52,7 @@ def search_models(
     sort: SortKey = "name",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
-) -> ModelPage:
+) -> Response:
     """Search models that have a published version. Follow ``next_cursor`` (or the
     ``Link: rel="next"`` header) for the next page."""
     filters = service.SearchFilters(
@@ -72,11 +72,12 @@ def search_models(
     rows, next_cursor = service.search_models(
         session, principal, filters, sort=sort, limit=limit, cursor=cursor
     )
+    page = json_response(ModelPage(items=[ModelOut.of(m) for m in rows], next_cursor=next_cursor))
     if next_cursor:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
         url = request.url.replace(query=urlencode([*params, ("cursor", next_cursor)]))
-        response.headers["Link"] = f'<{url}>; rel="next"'
-    return ModelPage(items=[ModelOut.of(m) for m in rows], next_cursor=next_cursor)
+        page.headers["Link"] = f'<{url}>; rel="next"'
+    return page
 
 
 @router.post(
@@ -117,7 +118,7 @@ def resolve(
     session: DbSession,
     principal: OptionalPrincipal,
     base: BaseUrl,
-) -> ResolveOut:
+) -> Response:
     """Resolve any stub form (path, short, namespaced; ``@version``; ``?recipe=``) to the exact
     version and its files."""
-    return resolve_out(session, principal, service.parse(stub), base)
+    return json_response(resolve_out(session, principal, service.parse(stub), base))

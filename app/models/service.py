@@ -225,7 +225,7 @@ def closest_stubs(
     return difflib.get_close_matches(target, sorted(pool), n=n, cutoff=0.6)
 
 
-_SUGGESTION_POOL = 300
+_SUGGESTION_POOL = 150
 
 
 # --- search -------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from app.auth import DbSession, OptionalPrincipal, RequiredPrincipal
 from app.deps import BaseUrl, SettingsDep, StorageDep
@@ -21,6 +21,7 @@ from app.errors import (
     error_responses,
 )
 from app.models.service import get_model
+from app.responses import json_response
 from app.versions import publish, service
 from app.versions.present import version_out, version_summary
 from app.versions.schemas import (
@@ -66,10 +67,10 @@ def get_version(
     session: DbSession,
     principal: OptionalPrincipal,
     base: BaseUrl,
-) -> VersionOut:
+) -> Response:
     """A version by number or alias, with files, recipes, sparsity, benchmarks and evals."""
     model = get_model(session, principal, namespace, name)
-    return version_out(session, service.get_version(session, model, ref), base)
+    return json_response(version_out(session, service.get_version(session, model, ref), base))
 
 
 @router.post(

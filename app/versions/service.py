@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.auth import Principal, require_write
 from app.errors import BadRequest, NotFound, ValidationFailed, VersionNotFound
@@ -38,17 +38,21 @@ def get_version(session: Session, model: Model, ref: str | int | None) -> Versio
         ref = LATEST
     if isinstance(ref, str) and ref.isdigit():
         ref = int(ref)
+    # One query for the version and its files (what every caller reads); collections that
+    # are often empty load in one query each instead of lazily one by one.
+    query = select(Version).options(
+        joinedload(Version.files),
+        selectinload(Version.recipes),
+        selectinload(Version.benchmarks),
+        selectinload(Version.evals),
+    )
     if isinstance(ref, int):
-        version = session.scalar(
-            select(Version).where(
-                Version.model_id == model.id,
-                Version.number == ref,
-                Version.status == VersionStatus.READY,
-            )
-        )
+        query = query.where(Version.model_id == model.id, Version.number == ref)
     else:
-        alias = session.scalar(select(Alias).where(Alias.model_id == model.id, Alias.name == ref))
-        version = alias.version if alias is not None else None
+        query = query.join(Alias, Alias.version_id == Version.id).where(
+            Alias.model_id == model.id, Alias.name == ref
+        )
+    version = session.scalars(query.where(Version.status == VersionStatus.READY)).unique().first()
     if version is None or version.status != VersionStatus.READY:
         have = [v.number for v in ready_versions(session, model)[:10]]
         hint = f"it has versions {have}" if have else "it has no published version yet"
