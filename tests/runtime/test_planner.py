@@ -306,3 +306,141 @@ def test_sparse_initializers_are_densified() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     x = RNG.standard_normal((2, 6)).astype(np.float32)
     np.testing.assert_allclose(InferenceSession(model).run(None, {"x": x})[0], x @ w, rtol=1e-6)
+
+
+def _gelu_nodes(order: str) -> list[onnx.NodeProto]:
+    scaled = (
+        helper.make_node("Div", ["x", "sqrt2"], ["s"])
+        if order != "mul-scale"
+        else helper.make_node("Mul", ["inv_sqrt2", "x"], ["s"])
+    )
+    core = [
+        scaled,
+        helper.make_node("Erf", ["s"], ["e"]),
+        helper.make_node("Add", ["one", "e"], ["a"]),
+    ]
+    if order == "half-last" or order == "mul-scale":  # Mul(Mul(x, Add), 0.5), torch.onnx
+        return [
+            *core,
+            helper.make_node("Mul", ["x", "a"], ["m"]),
+            helper.make_node("Mul", ["m", "half"], ["y"]),
+        ]
+    # Mul(Mul(x, 0.5), Add), as x * 0.5 * (1 + erf(...)) exports
+    return [
+        *core,
+        helper.make_node("Mul", ["half", "x"], ["h"]),
+        helper.make_node("Mul", ["h", "a"], ["y"]),
+    ]
+
+
+@pytest.mark.parametrize("order", ["half-last", "half-first", "mul-scale"])
+def test_erf_gelu_pattern_fuses_into_one_gelu(order: str) -> None:
+    consts = {
+        "sqrt2": np.float32(np.sqrt(2)),
+        "inv_sqrt2": np.float32(np.sqrt(0.5)),
+        "one": np.float32(1),
+        "half": np.float32(0.5),
+    }
+    model = _model(_gelu_nodes(order), consts, [("x", [4, 300])], ["y"])
+    x = (RNG.standard_normal((4, 300)) * 4).astype(np.float32)
+    sess = InferenceSession(model)
+    assert _ops(sess) == ["Gelu"]
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], atol=2e-6)
+
+
+def test_gelu_is_not_fused_when_an_inner_value_is_read_elsewhere() -> None:
+    nodes = [*_gelu_nodes("half-last"), helper.make_node("Neg", ["e"], ["z"])]
+    consts = {"sqrt2": np.float32(np.sqrt(2)), "one": np.float32(1), "half": np.float32(0.5)}
+    model = _model(nodes, consts, [("x", [8])], ["y", "z"])
+    x = RNG.standard_normal(8).astype(np.float32)
+    sess = InferenceSession(model)
+    assert "Gelu" not in _ops(sess)
+    for got, want in zip(sess.run(None, {"x": x}), _ort(model, {"x": x}), strict=True):
+        np.testing.assert_allclose(got, want, atol=2e-6)
+
+
+def test_released_intermediates_are_reused_for_later_outputs() -> None:
+    # two same-shape Relu steps: the second may write into the first's released buffer, and
+    # values a callback still holds must never be reused
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Neg", ["a"], ["b"]),
+        helper.make_node("Relu", ["b"], ["c"]),
+        helper.make_node("Neg", ["c"], ["y"]),
+    ]
+    model = _model(nodes, {}, [("x", [512, 1024])], ["y"])
+    x = RNG.standard_normal((512, 1024)).astype(np.float32)
+    sess = InferenceSession(model)
+    kept: list[Any] = []
+    for _ in range(3):
+        got = sess.run(None, {"x": x}, on_step=lambda i, v: kept.append(v.get("a")))
+        np.testing.assert_array_equal(got[0], -np.maximum(-np.maximum(x, 0), 0))
+    for a in kept:
+        if a is not None:
+            np.testing.assert_array_equal(a, np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_residual_add_and_relu_fuse_into_the_conv(sparsity: float, batch: int) -> None:
+    # ResNet's block end: Relu(Add(Conv(x), Conv_ds(x))), the shortcut computed after the
+    # main conv in file order
+    w = RNG.standard_normal((8, 4, 3, 3)).astype(np.float32)
+    w[RNG.random(w.shape) < sparsity] = 0
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="main"),
+        helper.make_node("Conv", ["x", "wd"], ["d"], name="shortcut"),
+        helper.make_node("Add", ["c", "d"], ["s"], name="add"),
+        helper.make_node("Relu", ["s"], ["y"], name="relu"),
+    ]
+    inits = {
+        "w": w,
+        "b": RNG.standard_normal(8).astype(np.float32),
+        "wd": RNG.standard_normal((8, 4, 1, 1)).astype(np.float32),
+    }
+    model = _model(nodes, inits, [("x", ["n", 4, 9, 9])], ["y"])  # type: ignore[list-item]
+    x = RNG.standard_normal((batch, 4, 9, 9)).astype(np.float32)
+    sess = InferenceSession(model)
+    assert _ops(sess) == ["Conv", "Conv"]
+    assert any(f.startswith("Conv+Add residual") for f in sess.plan.fusions)
+    np.testing.assert_allclose(
+        sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_broadcasting_residual_add_is_not_fused() -> None:
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"]),
+        helper.make_node("Add", ["c", "r"], ["y"]),
+    ]
+    model = _model(
+        nodes,
+        {"w": RNG.standard_normal((2, 3, 1, 1)).astype(np.float32)},
+        [("x", [1, 3, 4, 4]), ("r", [1, 2, 1, 4])],
+        ["y"],
+    )
+    feeds = {
+        "x": RNG.standard_normal((1, 3, 4, 4)).astype(np.float32),
+        "r": RNG.standard_normal((1, 2, 1, 4)).astype(np.float32),
+    }
+    sess = InferenceSession(model)
+    assert _ops(sess) == ["Conv", "Add"]
+    np.testing.assert_allclose(
+        sess.run(None, feeds)[0], _ort(model, feeds)[0], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_profile_times_every_step() -> None:
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="r"),
+        helper.make_node("Neg", ["a"], ["y"]),
+    ]
+    model = _model(nodes, {}, [("x", [4])], ["y"])
+    sess = InferenceSession(model, profile=True)
+    for _ in range(3):
+        sess.run(None, {"x": np.ones(4, np.float32)})
+    times = sess.node_times()
+    assert sorted(t.op_type for t in times) == ["Neg", "Relu"]
+    assert all(t.calls == 3 and t.seconds > 0 for t in times)
+    with pytest.raises(ValueError, match="profile=True"):
+        InferenceSession(model).node_times()

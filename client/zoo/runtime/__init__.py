@@ -17,7 +17,7 @@ from zoo.runtime.errors import (
     UnsupportedOperator,
     ZooRuntimeError,
 )
-from zoo.runtime.session import InferenceSession, NodeArg
+from zoo.runtime.session import InferenceSession, NodeArg, NodeTime
 
 __all__ = [
     "BenchmarkResult",
@@ -26,6 +26,7 @@ __all__ = [
     "InvalidModel",
     "NodeArg",
     "NodeExecutionError",
+    "NodeTime",
     "UnsafeExternalData",
     "UnsupportedOperator",
     "ZooRuntimeError",

@@ -6,13 +6,16 @@ Passes, in order (each one a small function):
 2. constant folding: a node whose inputs are all constants runs now, its outputs become
    constants (so DequantizeLinear of int8 weights becomes a float weight the kernels see);
 3. fusion: Conv+BatchNormalization into the conv weights, a bias Add into the MatMul before it,
-   Relu/Clip/LeakyRelu into the Conv/Gemm/MatMul they follow when that is the only consumer;
+   Relu/Clip/LeakyRelu into the Conv/Gemm/MatMul they follow when that is the only consumer,
+   a residual Add (and the Relu after it) into the Conv that produces one of its inputs,
+   torch's exact-GELU pattern (Div/Erf/Add/Mul/Mul) into one ``com.microsoft::Gelu``;
 4. dead-node removal, op instantiation (kernels are planned here), and last-use liveness so
    intermediate arrays are released as soon as nothing reads them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +125,8 @@ def build_plan(model: ModelProto, *, sparse: bool = True) -> Plan:
     nodes = _fuse_conv_bn(nodes, plan, output_names)
     nodes = _fuse_matmul_bias(nodes, plan, output_names)
     nodes = _fuse_activations(nodes, plan, output_names)
+    nodes = _fuse_residual(nodes, plan, output_names)
+    nodes = _fuse_gelu(nodes, plan, output_names)
     nodes = _remove_dead(nodes, output_names)
 
     ctx = BuildContext(opset, plan.constants, sparse)
@@ -295,6 +300,143 @@ def _fuse_activations(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[
         removed.add(id(act_node))
         plan.fusions.append(f"{prod.op_type}+{act_node.op_type}: {prod.name} <- {act_node.name}")
     return [n for n in nodes if id(n) not in removed]
+
+
+def _same_static_shape(plan: Plan, a: str, b: str) -> bool:
+    """Whether inference gave ``a`` and ``b`` one shape (equal sizes or equal dim names)."""
+    sa, sb = plan.shapes.get(a), plan.shapes.get(b)
+    if not sa or not sb or len(sa) != len(sb):
+        return False
+    return all(da is not None and da == db for da, db in zip(sa, sb, strict=True))
+
+
+def _fuse_residual(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Node]:
+    """Conv -> Add(., r) [-> Relu/Clip/LeakyRelu] becomes Conv(x, W, B, r) with the activation
+    applied after the add: ResNet's block ends, without two extra passes over the output.
+
+    Only for a 2-D Conv with a float constant weight and no activation of its own, and when
+    shape inference shows the add does not broadcast (the kernel adds same-shape arrays).
+    The fused Conv takes the place of the last fused node, where ``r`` is known to exist.
+    """
+    readers = _consumers(nodes)
+    removed: set[int] = set()
+    moved: dict[int, Node] = {}  # id(last fused node) -> the conv that runs there
+    for conv in nodes:
+        w = _float_const(plan, conv, 1)
+        if conv.op_type != "Conv" or conv.domain not in ("", "ai.onnx") or w is None:
+            continue
+        if w.ndim != 4 or "_activation" in conv.attrs or len(conv.inputs) > 3:
+            continue
+        add = _single_reader(conv, readers, outputs)
+        if add is None or add.op_type != "Add" or id(add) in removed:
+            continue
+        other = _other_input(add, conv.outputs[0])
+        if other is None or other == conv.outputs[0] or other in plan.constants:
+            continue
+        if not _same_static_shape(plan, conv.outputs[0], other):
+            continue
+        if not _same_static_shape(plan, conv.outputs[0], add.outputs[0]):
+            continue
+        last = add
+        act_node = _single_reader(add, readers, outputs)
+        act = None if act_node is None else _activation_of(act_node, plan)
+        if act_node is not None and act is not None and act_node.inputs[0] == add.outputs[0]:
+            conv.attrs["_activation"] = act
+            last = act_node
+            removed.add(id(act_node))
+        bias = conv.inputs[2] if len(conv.inputs) > 2 else ""
+        conv.inputs = [conv.inputs[0], conv.inputs[1], bias, other]
+        conv.outputs = [last.outputs[0]]
+        removed.update({id(add), id(conv)})
+        moved[id(last)] = conv
+        fused = f"{add.name}" + (f", {last.name}" if last is not add else "")
+        plan.fusions.append(f"Conv+Add residual: {conv.name} <- {fused}")
+    return [moved.get(id(n), n) for n in nodes if id(n) not in removed or id(n) in moved]
+
+
+def _scalar_const(plan: Plan, node: Node, value: float) -> str | None:
+    """The input of ``node`` that is a float constant equal to ``value`` (one element)."""
+    for name in node.inputs:
+        c = plan.constants.get(name)
+        if c is None or c.dtype.kind != "f" or c.size != 1:
+            continue
+        if abs(float(c.reshape(-1)[0]) - value) <= 1e-6 * abs(value):
+            return name
+    return None
+
+
+def _other_input(node: Node, name: str) -> str | None:
+    """The other input of a binary ``node`` one of whose inputs is ``name``."""
+    if len(node.inputs) != 2 or name not in node.inputs:
+        return None
+    return node.inputs[1] if node.inputs[0] == name else node.inputs[0]
+
+
+def _gelu_match(
+    erf: Node, plan: Plan, nodes: list[Node], outputs: set[str]
+) -> tuple[str, list[Node]] | None:
+    """(x, the pattern's nodes, the last one last) when ``erf`` is the core of an exact
+    GELU x * 0.5 * (1 + erf(x / sqrt(2))), else None.
+
+    Matches torch's two export orders, Mul(Mul(x, Add(Erf(s), 1)), 0.5) and
+    Mul(Mul(x, 0.5), Add(Erf(s), 1)), with s = Div(x, sqrt 2) or Mul(x, 1 / sqrt 2).
+    """
+    readers = _consumers(nodes)
+    producer = {o: n for n in nodes for o in n.outputs if o}
+    scaled = producer.get(erf.inputs[0]) if erf.inputs else None
+    if scaled is None or len(scaled.inputs) != 2:
+        return None
+    if _single_reader(scaled, readers, outputs) is not erf:
+        return None
+    if scaled.op_type == "Div" and _scalar_const(plan, scaled, math.sqrt(2)) == scaled.inputs[1]:
+        x = scaled.inputs[0]
+    elif scaled.op_type == "Mul" and (c := _scalar_const(plan, scaled, math.sqrt(0.5))):
+        x = _other_input(scaled, c) or ""
+    else:
+        return None
+    add = _single_reader(erf, readers, outputs)
+    if add is None or add.op_type != "Add":
+        return None
+    one = _other_input(add, erf.outputs[0])
+    if one is None or _scalar_const(plan, add, 1.0) != one:
+        return None
+    mul = _single_reader(add, readers, outputs)
+    if mul is None or mul.op_type != "Mul":
+        return None
+    other = _other_input(mul, add.outputs[0])
+    if other == x:  # Mul(Mul(x, Add), 0.5)
+        last = _single_reader(mul, readers, outputs)
+        if last is None or last.op_type != "Mul":
+            return None
+        half = _other_input(last, mul.outputs[0])
+        if half is None or _scalar_const(plan, last, 0.5) != half:
+            return None
+        return x, [scaled, erf, add, mul, last]
+    # Mul(Mul(x, 0.5), Add): ``other`` is Mul(x, 0.5), read only by ``mul``
+    half_node = producer.get(other or "")
+    if half_node is None or half_node.op_type != "Mul" or x not in half_node.inputs:
+        return None
+    if _single_reader(half_node, readers, outputs) is not mul:
+        return None
+    if _scalar_const(plan, half_node, 0.5) != _other_input(half_node, x):
+        return None
+    return x, [scaled, erf, add, half_node, mul]
+
+
+def _fuse_gelu(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Node]:
+    """torch's exact GELU (five nodes) becomes one ``com.microsoft::Gelu``: one pass, no
+    four intermediate arrays (see kernels/_erf.py)."""
+    for erf in [n for n in nodes if n.op_type == "Erf" and n.domain in ("", "ai.onnx")]:
+        match = _gelu_match(erf, plan, nodes, outputs)
+        if match is None:
+            continue
+        x, fused = match
+        last = fused[-1]
+        gelu = Node(last.name or erf.name, "Gelu", "com.microsoft", [x], [last.outputs[0]])
+        removed = {id(n) for n in fused[:-1]}
+        nodes = [gelu if n is last else n for n in nodes if id(n) not in removed]
+        plan.fusions.append(f"Gelu: {gelu.name} <- {', '.join(n.name for n in fused)}")
+    return nodes
 
 
 def _remove_dead(nodes: list[Node], outputs: set[str]) -> list[Node]:

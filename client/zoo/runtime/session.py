@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from zoo.runtime.errors import InvalidModel
 from zoo.runtime.graph import ValueSpec, last_uses
-from zoo.runtime.kernels import set_threads
+from zoo.runtime.kernels import BufferPool, recycling, set_threads
 from zoo.runtime.loader import ModelSource, load_model
 from zoo.runtime.planner import Plan, Step, _inputs_of, build_plan, run_node
 from zoo.runtime.registry import Array
 
-__all__ = ["InferenceSession", "NodeArg"]
+__all__ = ["InferenceSession", "NodeArg", "NodeTime"]
 
 NodeArg = ValueSpec  # same attributes as onnxruntime.NodeArg: .name, .shape, .type
+
+
+@dataclass(frozen=True)
+class NodeTime:
+    """One planned step's profile: its node, op, kernel kind, total wall seconds, run count."""
+
+    node: str
+    op_type: str
+    kernel: str | None
+    seconds: float
+    calls: int
 
 
 class InferenceSession:
@@ -25,7 +38,8 @@ class InferenceSession:
     ``model`` is a path, serialized bytes or an ``onnx.ModelProto``. The model is loaded
     (external data only from its own folder) and planned once here; ``run`` executes the plan.
     ``sparse=False`` forces dense kernels; ``threads`` sets the kernels' thread count (a
-    process-wide setting, as numba's thread pool is shared).
+    process-wide setting, as numba's thread pool is shared). ``profile=True`` times every
+    step of every ``run`` (wall clock); read the totals with :meth:`node_times`.
 
     Example::
 
@@ -42,6 +56,7 @@ class InferenceSession:
         *,
         sparse: bool = True,
         threads: int | None = None,
+        profile: bool = False,
     ) -> None:
         # sess_options/providers/provider_options are accepted so that onnxruntime code
         # switches by changing the class; only intra_op_num_threads is honoured.
@@ -54,6 +69,11 @@ class InferenceSession:
             set_threads(threads)
         self._plan = build_plan(load_model(model), sparse=sparse)
         self._schedules: dict[tuple[str, ...], list[tuple[Step, tuple[str, ...]]]] = {}
+        # Released intermediates are reused for later outputs of the same shape (see
+        # kernels/_buffers.py: fresh arrays of tens of MB are page-faulted on every call).
+        self._buffers = BufferPool()
+        self._profile = profile
+        self._times: dict[int, list[float]] = {}  # id(step) -> [seconds, calls]
 
     @property
     def plan(self) -> Plan:
@@ -95,16 +115,46 @@ class InferenceSession:
                 raise InvalidModel(
                     f"unknown output {name!r}; the model's outputs are {sorted(known)}"
                 )
-        for i, (step, release) in enumerate(self._schedule(tuple(names))):
-            results = run_node(step.op, _inputs_of(step.node, values))
-            for name, value in zip(step.node.outputs, results, strict=False):
-                if name:
-                    values[name] = value
-            for name in release:
-                values.pop(name, None)  # last reader has run: let the array go
-            if on_step is not None:
-                on_step(i, values)
+        pool = self._buffers
+        with recycling(pool):
+            for i, (step, release) in enumerate(self._schedule(tuple(names))):
+                start = time.perf_counter() if self._profile else 0.0
+                results = run_node(step.op, _inputs_of(step.node, values))
+                if self._profile:
+                    slot = self._times.setdefault(id(step), [0.0, 0])
+                    slot[0] += time.perf_counter() - start
+                    slot[1] += 1
+                for name, value in zip(step.node.outputs, results, strict=False):
+                    if name:
+                        values[name] = value
+                del results
+                for name in release:  # last reader has run: let the array go
+                    if name in feeds or name in plan.constants:
+                        values.pop(name, None)
+                    else:  # an intermediate: its buffer may serve a later output
+                        pool.give(values.pop(name, None))
+                if on_step is not None:
+                    on_step(i, values)
         return [np.asarray(values[n]) for n in names]
+
+    def node_times(self) -> list[NodeTime]:
+        """Per-step wall time summed over the runs so far (``profile=True``), slowest first.
+
+        Example::
+
+            sess = InferenceSession("model.onnx", profile=True)
+            sess.run(None, feeds)
+            for t in sess.node_times()[:10]:
+                print(f"{t.seconds * 1e3:8.2f} ms  {t.op_type:12s} {t.kernel or ''} {t.node}")
+        """
+        if not self._profile:
+            raise ValueError("node_times() needs InferenceSession(..., profile=True)")
+        rows = []
+        for step in self._plan.steps:
+            seconds, calls = self._times.get(id(step), (0.0, 0))
+            kind = step.op.kernel_kind
+            rows.append(NodeTime(step.node.name, step.node.op_type, kind, seconds, int(calls)))
+        return sorted(rows, key=lambda r: -r.seconds)
 
     def _schedule(self, names: tuple[str, ...]) -> list[tuple[Step, tuple[str, ...]]]:
         """The steps needed for ``names`` with their release lists (cached per output set)."""

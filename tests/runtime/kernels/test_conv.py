@@ -152,3 +152,31 @@ def test_dense_conv_split_over_threads(threads: int, n: int) -> None:
         _check(plan_conv2d(w1, b1, **kw1)(x1), x1, w1, b1, kw1)
     finally:
         set_threads(None)
+
+
+# big enough per image (nonzeros x positions >= SERIAL_MAX_WORK) for the one-image-per-worker
+# batch path of the direct conv; 2x2 stride 2 also crops garbage columns
+BATCH_PATH = [
+    ((3, 32, 28, 28), (64, 32, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    ((4, 32, 20, 20), (48, 32, 2, 2), (2, 2), (0, 0, 1, 1), (1, 1), 1),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", BATCH_PATH, ids=range(len(BATCH_PATH)))
+@pytest.mark.parametrize("act", [None, Activation("relu")], ids=["none", "relu"])
+@pytest.mark.parametrize("sparse", [True, False])
+def test_residual_then_activation(case, act, sparse: bool, threads: int) -> None:  # type: ignore[no-untyped-def]
+    x, w, b, kw = _case(case, 0.7)
+    f = plan_conv2d(w, b, activation=act, sparse=sparse, **kw)
+    res = np.random.default_rng(1).uniform(-1, 1, f(x).shape).astype(np.float32)
+    try:
+        set_threads(threads)
+        _check(f(x), x, w, b, kw, act)  # no residual: the activation as before
+        want = conv2d(x, w, b, **kw) + res
+        want = want if act is None else np.maximum(want, 0)
+        np.testing.assert_allclose(f(x, res), want, rtol=1e-4, atol=1e-5)
+    finally:
+        set_threads(None)
+    with pytest.raises(ValueError, match="residual"):
+        f(x, res[:, :1])

@@ -13,6 +13,11 @@ callable that only computes (always into a fresh array). Its ``.kind`` says whic
 ``dense-direct-conv``  depthwise conv with dense weights: the direct kernel, zeros kept
 =====================  =====================================================================
 
+``maxpool2d`` (float32 MaxPool without padded copies), ``erf_f32`` and ``gelu_f32`` (one
+pass each) are the unweighted kernels.
+Outputs come from ``empty``: inside ``recycling(pool)`` (as ``InferenceSession.run``
+does) a released intermediate of the same shape is reused instead of a new mapping.
+
 The dense/sparse thresholds and their measurements are in ``_plan``; why numba needs the
 SLP vectorizer and passive OpenMP threads in ``_numba_env``; the kernels' source in
 ``_generated/`` comes from ``_codegen``.
@@ -25,8 +30,23 @@ SLP vectorizer and passive OpenMP threads in ``_numba_env``; the kernels' source
 """
 
 from ._activation import Activation
+from ._buffers import BufferPool, empty, recycling
+from ._erf import erf_f32, gelu_f32
+from ._maxpool import maxpool2d
 from ._plan import plan_conv2d, plan_linear
 from ._threads import set_threads
 from ._types import Kernel
 
-__all__ = ["Activation", "Kernel", "plan_conv2d", "plan_linear", "set_threads"]
+__all__ = [
+    "Activation",
+    "BufferPool",
+    "Kernel",
+    "empty",
+    "erf_f32",
+    "gelu_f32",
+    "maxpool2d",
+    "plan_conv2d",
+    "plan_linear",
+    "recycling",
+    "set_threads",
+]

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._activation import Activation, activation_code
+from ._buffers import empty
 from ._numba_env import numba, slp_vectorize
 from ._pool import matmul_rows, matmul_split, run_parallel, threads
 from ._types import ConvGeometry, Kernel, Scratch
@@ -49,6 +50,38 @@ with slp_vectorize():
             row = y[m]
             for i in range(y.shape[1]):
                 row[i] = act(row[i] + bias[i], code, alpha, beta)
+
+    _ADD_ACT_SIG = "void(float32[:, ::1], float32[:, ::1], int64, float32, float32)"
+
+    @numba.njit(_ADD_ACT_SIG, parallel=True, cache=True, nogil=True)
+    def _residual_epilogue(y, r, code, alpha, beta):  # type: ignore[no-untyped-def]
+        # y (A, L) in place: y = act(y + r), r (A, L)
+        for a in numba.prange(y.shape[0]):
+            row, res = y[a], r[a]
+            for i in range(y.shape[1]):
+                row[i] = act(row[i] + res[i], code, alpha, beta)
+
+    @numba.njit(_ADD_ACT_SIG, cache=True, nogil=True)
+    def _residual_epilogue_serial(y, r, code, alpha, beta):  # type: ignore[no-untyped-def]
+        for a in range(y.shape[0]):
+            row, res = y[a], r[a]
+            for i in range(y.shape[1]):
+                row[i] = act(row[i] + res[i], code, alpha, beta)
+
+
+def add_residual(
+    y: np.ndarray, residual: np.ndarray, act_: Activation | None, serial: bool = False
+) -> None:
+    """y = act(y + residual) in place; both C-contiguous (N, C, H, W) float32 of one shape.
+
+    Fused into the conv that produced ``y`` (the planner folds a residual Add and its Relu
+    into the Conv): while y is still in cache, instead of two passes of 50-200 MB arrays
+    from memory at batch 64 (14% + 5% of a sparse ResNet-50 run).
+    """
+    code, alpha, beta = activation_code(act_)
+    rows = y.shape[0] * y.shape[1]
+    fn = _residual_epilogue_serial if serial else _residual_epilogue
+    fn(y.reshape(rows, -1), residual.reshape(rows, -1), code, np.float32(alpha), np.float32(beta))
 
 
 def _epilogue_args(
@@ -118,23 +151,35 @@ def dense_conv(
     scratch = Scratch()
     t, left, bot, r = geo.pads
 
-    def _finish(y: np.ndarray, n: int, ho: int, wo: int) -> np.ndarray:
-        if epi is not None:
-            _channel_epilogue(y, *epi)
-        return y.reshape(n, cout, ho, wo)
+    epi_bias = _epilogue_args(bias, None, cout)  # with a residual: the activation goes last
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def _finish(y4: np.ndarray, y: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
+        if residual is None:
+            if epi is not None:
+                _channel_epilogue(y, *epi)
+            return y4
+        if epi_bias is not None:
+            _channel_epilogue(y, *epi_bias)
+        add_residual(y4, residual, act_)
+        return y4
+
+    def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
         n, c, h, wd = x.shape
         ho, wo = geo.out_size(h, wd)
-        y = np.empty((n, cout, ho * wo), np.float32)
+        if residual is not None:
+            residual = np.ascontiguousarray(residual, dtype=np.float32)
+            if residual.shape != (n, cout, ho, wo):
+                raise ValueError(f"conv residual must have shape {(n, cout, ho, wo)}")
+        y4 = empty((n, cout, ho, wo))  # returned as allocated: a view would not be recycled
+        y = y4.reshape(n, cout, ho * wo)
         if pointwise and g == 1:
             xs = x.reshape(n, c, h * wd)
             if n == 1:  # (Cout, Cin) @ (Cin, H*W), output channels split over the pool
                 matmul_rows(w[0], xs[0], y[0])
             else:
                 parallel_images(n, lambda i: np.matmul(w[0], xs[i], out=y[i]))
-            return _finish(y, n, ho, wo)
+            return _finish(y4, y, residual)
         if any(geo.pads):
             xp = scratch.get("xp", (n, c, h + t + bot, wd + left + r))  # zero border
             xp[:, :, t : t + h, left : left + wd] = x
@@ -154,6 +199,6 @@ def dense_conv(
                     np.matmul(w[gi], cols, out=out)
 
         parallel_images(n, image)
-        return _finish(y, n, ho, wo)
+        return _finish(y4, y, residual)
 
     return Kernel(run, "dense-im2col")

@@ -16,6 +16,8 @@ from functools import partial
 
 import numpy as np
 
+from ._buffers import empty
+
 # Below this many multiply-adds a split costs more (two thread hand-offs, ~20-50 us) than
 # it saves.
 SPLIT_MIN_WORK = 1 << 21
@@ -78,7 +80,7 @@ def matmul_split(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """
     m, k = x.shape
     n = w.shape[1]
-    out = np.empty((m, n), np.float32)
+    out = empty((m, n))
     t = threads()
     if t <= 1 or m * k * n < SPLIT_MIN_WORK:
         np.matmul(x, w, out=out)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._activation import Activation, activation_code
+from ._buffers import empty
 from ._codegen import PREFETCH_AHEAD
 from ._numba_env import numba, slp_vectorize
 from ._types import Kernel, Scratch
@@ -98,7 +99,7 @@ def sparse_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation 
         xt = scratch.get("xt", (k, mp))
         _transpose_into(x, xt)
         xf = xt.reshape(-1)
-        out = np.empty((mp, n), np.float32)  # padding rows are computed, then sliced off
+        out = empty((mp, n))  # padding rows are computed, then sliced off
         full = mp // 64 * 64
         if full:
             TILED[64][1 - par](xf, mp, ip, ix, vals, b, 0, full, code, fa, fb, out)
@@ -107,7 +108,7 @@ def sparse_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation 
             if mp - lo >= w:
                 TILED[w][1 - par](xf, mp, ip, ix, vals, b, lo, lo + w, code, fa, fb, out)
                 lo += w
-        return out[:m]
+        return out if mp == m else out[:m]  # unsliced, it can be recycled (_buffers)
 
     kern = Kernel(run, "sparse-csr-b1")
     return kern

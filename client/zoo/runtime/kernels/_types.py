@@ -19,12 +19,14 @@ class Kernel:
 
     __slots__ = ("_fn", "kind")
 
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], kind: str) -> None:
+    def __init__(self, fn: Callable[..., np.ndarray], kind: str) -> None:
         self._fn = fn
         self.kind = kind
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self._fn(x)
+    def __call__(self, x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        """The op on ``x``; conv kernels also take a ``residual`` of the output's shape:
+        ``act(conv(x) + bias + residual)``, the activation applied last."""
+        return self._fn(x) if residual is None else self._fn(x, residual)
 
     def __repr__(self) -> str:
         return f"Kernel(kind={self.kind!r})"

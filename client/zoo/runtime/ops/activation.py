@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.runtime.kernels import empty, erf_f32, gelu_f32
 from zoo.runtime.registry import Array, OpRun, register
 
 _erf_ufunc: Callable[[Array], Array] | None = None
@@ -34,6 +35,8 @@ class Relu(OpRun):
     since = 1
 
     def run(self, x: Array) -> tuple[Array]:
+        if x.dtype.kind == "f":  # into a recycled buffer when the session has one (_buffers)
+            return (np.maximum(x, 0, out=empty(x.shape, x.dtype)),)
         return (np.maximum(x, 0).astype(x.dtype, copy=False),)
 
 
@@ -145,6 +148,8 @@ class Erf(OpRun):
     since = 9
 
     def run(self, x: Array) -> tuple[Array]:
+        if x.dtype == np.float32:
+            return (erf_f32(x),)
         # The ufunc has float32/float64 loops: compute float16 in float32, ints in float64.
         wide = x.astype(np.float64) if x.dtype.kind != "f" else x
         return (np.asarray(erf(wide)).astype(x.dtype, copy=False),)
@@ -156,10 +161,21 @@ class Gelu(OpRun):
     since = 20
 
     def run(self, x: Array) -> tuple[Array]:
+        if x.dtype == np.float32 and self.attr("approximate", "none") == "none":
+            return (gelu_f32(x),)
         if self.attr("approximate", "none") == "tanh":
             inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
             return ((0.5 * x * (1 + np.tanh(inner))).astype(x.dtype),)
         return ((0.5 * x * (1 + erf(x / x.dtype.type(math.sqrt(2))))).astype(x.dtype),)
+
+
+@register
+class GeluContrib(Gelu):
+    """onnxruntime's contrib ``com.microsoft::Gelu`` (exact, erf): what the planner fuses
+    torch's Div/Erf/Add/Mul/Mul pattern into, at any opset."""
+
+    domain = "com.microsoft"
+    since = 1
 
 
 class _ClipBase(OpRun):

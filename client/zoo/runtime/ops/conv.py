@@ -8,12 +8,11 @@ weight's measured sparsity. Other ranks, dtypes and runtime weights use numpy.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from zoo.runtime.kernels import plan_conv2d
+from zoo.runtime.kernels import Kernel, plan_conv2d
 from zoo.runtime.ops._common import apply_activation, conv_nd, resolve_pads
 from zoo.runtime.registry import Array, OpRun, register
 
@@ -30,7 +29,7 @@ class Conv(OpRun):
         self.bias = self.const_input(2)
         self.activation = self.attr("_activation")
         self.group = int(self.attr("group", 1))
-        self._planned: dict[tuple[int, ...], Callable[[Array], Array]] = {}
+        self._planned: dict[tuple[int, ...], Kernel] = {}
         w = self.weight
         static_pads = self.attr("auto_pad", "NOTSET") in ("NOTSET", "VALID")
         if w is not None and w.dtype == np.float32 and w.ndim in (3, 4) and static_pads:
@@ -56,7 +55,7 @@ class Conv(OpRun):
             None if pads is None else tuple(pads),
         )
 
-    def _kernel_for(self, pads: tuple[int, ...]) -> Callable[[Array], Array]:
+    def _kernel_for(self, pads: tuple[int, ...]) -> Kernel:
         planned = self._planned.get(pads)
         if planned is None:
             w = self.weight
@@ -83,7 +82,11 @@ class Conv(OpRun):
             self._planned[pads] = planned
         return planned
 
-    def run(self, x: Array, w: Array, b: Array | None = None) -> tuple[Array]:
+    def run(
+        self, x: Array, w: Array, b: Array | None = None, residual: Array | None = None
+    ) -> tuple[Array]:
+        """``residual``, a 4th input only the planner adds (a fused residual Add, same shape
+        as the output): the result is then ``act(conv(x) + residual)``."""
         pads = self._pads(x.shape[2:], w)
         if (
             self.weight is not None
@@ -91,13 +94,16 @@ class Conv(OpRun):
             and (b is None or b is self.bias)  # a runtime bias is not baked into the kernel
             and x.dtype == np.float32
             and w.ndim in (3, 4)
+            and (residual is None or (w.ndim == 4 and residual.dtype == np.float32))
         ):
             kernel = self._kernel_for(pads)
             if w.ndim == 3:  # (N, C, L) -> (N, C, 1, L) -> (N, Cout, 1, Lo) -> (N, Cout, Lo)
                 return (kernel(x[:, :, None, :])[:, :, 0, :],)
-            return (kernel(x),)
+            return (kernel(x, residual),)
         _, strides, dilations = self._geometry(w)
         y = conv_nd(x, w, b, strides, pads, dilations, self.group)
+        if residual is not None:
+            y = (y + residual).astype(y.dtype, copy=False)
         return (apply_activation(self.activation, y),)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.runtime.kernels import empty
 from zoo.runtime.registry import Array, OpRun, register
 
 
@@ -14,6 +15,11 @@ def _binary(name: str, since: int, fn: Callable[[Array, Array], Array], keep: bo
     """An op ``y = fn(a, b)``; ``keep`` casts back to a's dtype (arithmetic keeps the type)."""
 
     def run(self: OpRun, a: Array, b: Array) -> tuple[Array]:
+        if keep and isinstance(fn, np.ufunc) and a.dtype == b.dtype and a.dtype.kind == "f":
+            # into a recycled buffer when the session has one of this shape (_buffers)
+            out = empty(np.broadcast_shapes(a.shape, b.shape), a.dtype)
+            with np.errstate(all="ignore"):
+                return (fn(a, b, out=out),)
         with np.errstate(all="ignore"):  # inf/nan follow IEEE like every ONNX runtime
             y = np.asarray(fn(a, b))
         return (y.astype(a.dtype, copy=False) if keep else y,)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from zoo.runtime.kernels import maxpool2d
 from zoo.runtime.ops._common import resolve_pads
 from zoo.runtime.registry import Array, OpRun, register
 
@@ -81,11 +82,30 @@ class MaxPool(_Pool):
     since = 1
 
     def run(self, x: Array) -> tuple[Array, ...]:
-        win, _ = self.windows(x, _lowest(x.dtype))
         r = x.ndim - 2
+        with_indices = len(self.node.outputs) >= 2 and bool(self.node.outputs[1])
+        if x.dtype == np.float32 and r in (1, 2) and not with_indices:
+            # the numba kernel: no padded copy, no window copy (see kernels/_maxpool.py)
+            k, s, d, pads, out = self.geometry(x.shape[2:])
+            if r == 1:  # (N, C, L) as (N, C, 1, L)
+                y = maxpool2d(
+                    x[:, :, None, :], (1, k[0]), (1, s[0]), (1, d[0]), (0, pads[0]), (1, out[0])
+                )
+                return (y[:, :, 0, :],)
+            return (
+                maxpool2d(
+                    x,
+                    (k[0], k[1]),
+                    (s[0], s[1]),
+                    (d[0], d[1]),
+                    (pads[0], pads[1]),
+                    (out[0], out[1]),
+                ),
+            )
+        win, _ = self.windows(x, _lowest(x.dtype))
         flat = win.reshape(*win.shape[: 2 + r], -1)  # (N, C, *out, K)
         y = flat.max(axis=-1)
-        if len(self.node.outputs) < 2 or not self.node.outputs[1]:
+        if not with_indices:
             return (y,)
         # Indices: flat offsets into the unpadded input (row-major, or column-major per
         # storage_order=1), computed by pooling an index tensor through the same windows.

@@ -1,0 +1,83 @@
+"""2-D float32 max pooling without padding copies or window materialisation.
+
+Why a kernel: the numpy form (pad with -inf, sliding window view, reshape, max) copied the
+input twice and was 20% of a 90%-sparse ResNet-50 run at batch 1 (27 ms of 129 ms, 1 thread).
+Here each output reads only the taps that fall inside the input: skipping a padded tap is
+the same as reading -inf there, and a window with no tap inside gives -inf like the padded
+form does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._buffers import empty
+from ._numba_env import numba
+
+_SIG = (
+    "void(float32[:, :, ::1], int64, int64, int64, int64, int64, int64, int64, int64, "
+    "float32[:, :, ::1])"
+)
+
+# below this many outputs one thread is faster than a parallel launch
+SERIAL_MAX_OUTPUTS = 1 << 14
+
+
+@numba.njit(inline="always")
+def _plane(xp, kh, kw, sh, sw, dh, dw, top, left, op):  # type: ignore[no-untyped-def]
+    # xp (H, W) -> op (Ho, Wo): op[i, j] = max over the window's taps inside xp. Tap-major
+    # (one pass over an output row per tap, over the columns j where that tap is inside)
+    # keeps the inner loop branch-free: 15x faster than a per-output window loop.
+    h, w = xp.shape
+    ho, wo = op.shape
+    for i in range(ho):
+        row = op[i]
+        row[:] = -np.inf
+        for a in range(kh):
+            r = i * sh - top + a * dh
+            if r < 0 or r >= h:
+                continue
+            src = xp[r]
+            for b in range(kw):
+                off = b * dw - left  # input column of output j: j * sw + off
+                j0 = max(0, -(off // sw)) if off < 0 else 0
+                j1 = min(wo, (w - 1 - off) // sw + 1) if w - 1 - off >= 0 else 0
+                for j in range(j0, j1):
+                    v = src[j * sw + off]
+                    m = row[j]
+                    row[j] = v if not v <= m else m  # NaN propagates, as in numpy's max
+
+
+# Two functions, not one compiled twice: numba's disk cache key ignores the flags.
+@numba.njit(_SIG, parallel=True, cache=True, nogil=True)
+def _maxpool_parallel(x, kh, kw, sh, sw, dh, dw, top, left, out):  # type: ignore[no-untyped-def]
+    for p in numba.prange(x.shape[0]):  # x (P, H, W) planes, out (P, Ho, Wo)
+        _plane(x[p], kh, kw, sh, sw, dh, dw, top, left, out[p])
+
+
+@numba.njit(_SIG, cache=True, nogil=True)
+def _maxpool_serial(x, kh, kw, sh, sw, dh, dw, top, left, out):  # type: ignore[no-untyped-def]
+    for p in range(x.shape[0]):
+        _plane(x[p], kh, kw, sh, sw, dh, dw, top, left, out[p])
+
+
+def maxpool2d(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilations: tuple[int, int],
+    begin_pads: tuple[int, int],
+    out_size: tuple[int, int],
+) -> np.ndarray:
+    """Max pooling of ``x`` (N, C, H, W) float32 -> fresh (N, C, Ho, Wo).
+
+    ``begin_pads`` is (top, left); the end pads (and ceil_mode's tail) are implied by
+    ``out_size``. Taps outside the input count as -inf.
+    """
+    n, c, h, w = x.shape
+    ho, wo = out_size
+    planes = np.ascontiguousarray(x, dtype=np.float32).reshape(n * c, h, w)
+    y = empty((n, c, ho, wo))
+    fn = _maxpool_serial if y.size < SERIAL_MAX_OUTPUTS else _maxpool_parallel
+    fn(planes, *kernel, *strides, *dilations, *begin_pads, y.reshape(n * c, ho, wo))
+    return y

@@ -1,0 +1,43 @@
+"""The MaxPool kernel against onnxruntime's MaxPool: pads, strides, dilations, ceil_mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from zoo.runtime import InferenceSession
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def _model(shape: tuple[int, ...], **attrs: object) -> bytes:
+    node = helper.make_node("MaxPool", ["x"], ["y"], **attrs)
+    graph = helper.make_graph(
+        [node],
+        "maxpool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("shape", "attrs"),
+    [
+        ((1, 64, 112, 112), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+        ((2, 3, 7, 9), {"kernel_shape": [3, 2], "strides": [2, 3], "ceil_mode": 1}),
+        ((1, 2, 10, 10), {"kernel_shape": [3, 3], "dilations": [2, 2], "pads": [2, 0, 1, 2]}),
+        ((1, 4, 5, 6), {"kernel_shape": [2, 2], "auto_pad": "SAME_UPPER"}),
+        ((1, 4, 5, 6), {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_LOWER"}),
+        ((3, 5, 11), {"kernel_shape": [3], "strides": [2], "pads": [1, 2]}),
+    ],
+)
+def test_maxpool_matches_onnxruntime(shape: tuple[int, ...], attrs: dict[str, object]) -> None:
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    x.reshape(-1)[::7] = -1e30  # a window of very negative inputs still returns them
+    data = _model(shape, **attrs)
+    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = InferenceSession(data).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, want)
