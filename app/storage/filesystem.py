@@ -226,7 +226,8 @@ class FilesystemStorage:
                 directory.mkdir(parents=True, exist_ok=True)
                 # mkstemp names are unique across processes and threads (O_EXCL).
                 return tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)
-            except FileNotFoundError:
+            except (FileNotFoundError, FileExistsError):
+                # The directory was pruned by a concurrent promote mid-way: make it again.
                 if attempt == _DIR_RACE_RETRIES - 1:
                     raise
             except OSError as e:
@@ -239,8 +240,10 @@ class FilesystemStorage:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
                 return
-            except FileNotFoundError:
-                # Either src vanished (caller reports it) or dst's directory was pruned.
+            except (FileNotFoundError, FileExistsError):
+                # Either src vanished (caller reports it) or dst's directory was pruned by a
+                # concurrent promote: between mkdir's failed os.mkdir and its is_dir() check
+                # (FileExistsError), or between mkdir and os.replace (FileNotFoundError).
                 if not os.path.exists(src) or attempt == _DIR_RACE_RETRIES - 1:
                     raise
 
