@@ -232,12 +232,14 @@ class S3Storage(PresignedTransfers):
         """GET with a Range header; ``ObjectNotFound`` is raised before iteration starts."""
         check_range(start, end)
         validate_key(key)
-        extra: dict[str, str] = {}
         # A plain GET for the whole object: "bytes=0-" on an empty object is a 416 on S3.
-        if start or end is not None:
-            extra["Range"] = f"bytes={start}-{'' if end is None else end}"
+        ranged = bool(start) or end is not None
         try:
-            response = self._client.get_object(Bucket=self.bucket, Key=key, **extra)
+            if ranged:
+                rng = f"bytes={start}-{'' if end is None else end}"
+                response = self._client.get_object(Bucket=self.bucket, Key=key, Range=rng)
+            else:
+                response = self._client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as e:
             if error_code(e) == "InvalidRange":
                 return iter(())  # start is past the end: like the filesystem, yield nothing

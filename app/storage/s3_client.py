@@ -107,9 +107,9 @@ def create_bucket(client: S3Client, bucket: str) -> None:
     region = client.meta.region_name
     try:
         if region and region != "us-east-1":
-            client.create_bucket(
-                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
-            )
+            # The stubs list AWS's regions only; other stores (Ceph, Swift) name their own.
+            location: Any = {"LocationConstraint": region}
+            client.create_bucket(Bucket=bucket, CreateBucketConfiguration=location)
         else:
             client.create_bucket(Bucket=bucket)
     except ClientError as e:
