@@ -9,12 +9,13 @@ its location resolves (through symlinks) inside the model's folder.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import onnx
-from onnx import GraphProto, ModelProto, TensorProto
+from onnx import ModelProto, TensorProto
+
+from zoo._external_data import ExternalDataError, UnsafeLocation, all_tensors, read_external
 
 __all__ = ["AnalysisError", "LoadedModel", "find_model_file", "load_model_safely"]
 
@@ -71,7 +72,7 @@ def load_model_safely(path: str | os.PathLike[str]) -> LoadedModel:
     base = file.resolve().parent
     size = file.stat().st_size
     seen: set[Path] = set()
-    for tensor in _all_tensors(model.graph):
+    for tensor in all_tensors(model.graph):
         if tensor.data_location != TensorProto.EXTERNAL:
             continue
         target = _read_external(tensor, base)
@@ -81,66 +82,10 @@ def load_model_safely(path: str | os.PathLike[str]) -> LoadedModel:
     return LoadedModel(model, file, size)
 
 
-def _all_tensors(graph: GraphProto) -> Iterator[TensorProto]:
-    """Initializers, sparse initializers and tensor attributes, subgraphs included."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from _all_tensors(attr.g)
-            for g in attr.graphs:
-                yield from _all_tensors(g)
-
-
-def safe_location(base: Path, location: str) -> Path:
-    """``location`` resolved under ``base``, or AnalysisError if it points anywhere else."""
-    if not location:
-        raise AnalysisError("an external-data location is empty")
-    if (
-        os.path.isabs(location)
-        or PurePosixPath(location).is_absolute()
-        or PureWindowsPath(location).is_absolute()
-        or PureWindowsPath(location).drive
-        or location.startswith(("\\", "/"))
-    ):
-        raise AnalysisError(f"external data {location!r} is an absolute path; refusing to read it")
-    if ".." in PureWindowsPath(location).parts:  # splits on both / and \
-        raise AnalysisError(f"external data {location!r} walks out of the model's folder ('..')")
-    target = (base / location).resolve()
-    # resolve() follows symlinks: a link inside the folder that points out is caught here.
-    if not target.is_relative_to(base):
-        raise AnalysisError(f"external data {location!r} resolves outside the model's folder")
-    return target
-
-
 def _read_external(tensor: TensorProto, base: Path) -> Path:
-    info = {entry.key: entry.value for entry in tensor.external_data}
-    location = info.get("location", "")
-    target = safe_location(base, location)
     try:
-        size = target.stat().st_size
-        offset = int(info.get("offset") or 0)
-        length = int(info["length"]) if info.get("length") else size - offset
-        if offset < 0 or length < 0 or offset + length > size:
-            raise AnalysisError(
-                f"external data of tensor {tensor.name!r} asks bytes {offset}..{offset + length} "
-                f"of {location!r}, which has {size} bytes"
-            )
-        with target.open("rb") as f:
-            f.seek(offset)
-            tensor.raw_data = f.read(length)
-    except (OSError, ValueError) as e:
-        if isinstance(e, AnalysisError):
-            raise
-        raise AnalysisError(
-            f"cannot read external data {location!r} of {tensor.name!r}: {e}"
-        ) from e
-    del tensor.external_data[:]
-    tensor.data_location = TensorProto.DEFAULT
-    return target
+        return read_external(tensor, base)
+    except UnsafeLocation as e:
+        raise AnalysisError(f"external data {e.location!r} refused: {e.reason}") from e
+    except ExternalDataError as e:
+        raise AnalysisError(str(e)) from e
