@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -28,9 +34,16 @@ def make_engine(settings: Settings) -> Engine:
             cur.close()
 
         return engine
-    # No pool_pre_ping: it costs a round trip on every request. A connection broken by a
-    # server restart fails one request, and SQLAlchemy then invalidates the whole pool.
-    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    # pool_pre_ping: after a database restart every pooled connection is dead; without the
+    # ping the first request to draw one fails (a publish's commit is not retried by the
+    # client). The ping is one loopback round trip per checkout, not per query.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800, pool_pre_ping=True)
+
+
+def is_unavailable(e: DBAPIError) -> bool:
+    """Whether ``e`` means the database is away (down, restarting, connection cut, locked),
+    so the same request may succeed in a moment, rather than a bug in a query."""
+    return isinstance(e, OperationalError) or e.connection_invalidated
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -45,6 +58,18 @@ def get_session(request: Request) -> Iterator[Session]:
         try:
             yield session
             session.commit()
+        except DBAPIError as e:
+            with suppress(DBAPIError):  # the connection may be gone: nothing to roll back
+                session.rollback()
+            if not is_unavailable(e):
+                raise
+            # The transaction did not commit, so the request changed nothing: say so, and that
+            # trying again is the fix (the server log has the driver's message).
+            log.warning("%s %s: database unavailable: %s", request.method, request.url.path, e.orig)
+            raise ServiceUnavailable(
+                "the database is unavailable right now (restarting or unreachable); nothing "
+                "was changed by this request. Try again in a moment"
+            ) from e
         except BaseException:
             session.rollback()
             raise

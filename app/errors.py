@@ -7,6 +7,7 @@
     │   ├── InvalidManifest       (400 INVALID_MANIFEST)
     │   ├── DigestMismatch        (400 DIGEST_MISMATCH)
     │   ├── InvalidOnnx           (400 INVALID_ONNX)
+    │   ├── InvalidArchive        (400 INVALID_ARCHIVE)
     │   ├── SparsityMismatch      (400 SPARSITY_MISMATCH)
     │   └── InvalidCursor         (400 INVALID_CURSOR)
     ├── Unauthorized              (401 UNAUTHORIZED)
@@ -23,7 +24,8 @@
     ├── PayloadTooLarge           (413 PAYLOAD_TOO_LARGE)
     ├── RangeNotSatisfiable       (416 RANGE_NOT_SATISFIABLE)
     ├── ValidationFailed          (422 VALIDATION_FAILED)
-    └── ServiceUnavailable        (503 SERVICE_UNAVAILABLE)
+    ├── ServiceUnavailable        (503 SERVICE_UNAVAILABLE)
+    └── InsufficientStorage       (507 INSUFFICIENT_STORAGE)
 
 Every error renders as ``{"error": {"code": ..., "message": ..., "details": ...}}``; the codes are
 stable and the client maps them to its own exception tree.
@@ -89,6 +91,12 @@ class InvalidOnnx(BadRequest):
     """An .onnx file fails the ONNX checker or is unsafe to load."""
 
     code = "INVALID_ONNX"
+
+
+class InvalidArchive(BadRequest):
+    """A published tar archive is unreadable or holds a member unsafe to extract."""
+
+    code = "INVALID_ARCHIVE"
 
 
 class SparsityMismatch(BadRequest):
@@ -193,6 +201,12 @@ class ServiceUnavailable(ZooError):
     code, status = "SERVICE_UNAVAILABLE", 503
 
 
+class InsufficientStorage(ZooError):
+    """The hub's storage is full: nothing of the upload was kept; the operator must free space."""
+
+    code, status = "INSUFFICIENT_STORAGE", 507
+
+
 class ErrorBody(BaseModel):
     """The JSON shape of every error answer."""
 
@@ -239,6 +253,78 @@ _HTTP_CODES = {
 }
 
 
+def _unparsable_body(exc: StarletteHTTPException) -> str | None:
+    """The message for a JSON body FastAPI could not even decode, or None for other errors.
+
+    FastAPI answers a body that is not UTF-8, or nests too deeply for the parser, with a bare
+    400 "There was an error parsing the body" (a JSON syntax error is already a 422). Those are
+    the same mistake as a syntax error (the body is not JSON), so they get the same status and
+    a message that says what is wrong.
+    """
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"invalid body: it is not UTF-8 text ({cause.reason} at byte {cause.start}); "
+            "send the JSON body encoded as UTF-8"
+        )
+    if isinstance(cause, RecursionError):
+        return "invalid body: its JSON nests too deeply to parse; flatten it"
+    return None
+
+
+def declare_implicit_errors(app: FastAPI) -> None:
+    """Declare in OpenAPI the errors every route of a kind can answer, whatever it raises itself.
+
+    - 401 on every route that reads the caller: an expired or revoked token is refused even on
+      public reads (a bad token is never treated as anonymous).
+    - 413 on every route with a JSON body: the body-size limit refuses bodies over
+      ``max_json_body_bytes`` before the route runs.
+    - 422 on every route: a NUL character in the query string is refused everywhere
+      (``app.input_guards``).
+
+    The generated document is amended (routes are shared between apps and stay untouched).
+    """
+    from fastapi.dependencies.models import Dependant
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    from app.auth import optional_principal
+
+    def reads_caller(dependant: Dependant) -> bool:
+        return any(d.call is optional_principal or reads_caller(d) for d in dependant.dependencies)
+
+    generate = app.openapi
+    error_schema = {"$ref": "#/components/schemas/ErrorResponse"}
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        for route in iter_route_contexts(app.routes):
+            if not isinstance(route.original_route, APIRoute):
+                continue
+            implied: list[type[ZooError]] = [ValidationFailed]
+            if reads_caller(route.dependant):
+                implied.append(Unauthorized)
+            if route.body_field is not None:
+                implied.append(PayloadTooLarge)
+            operations = document.get("paths", {}).get(route.path_format, {})
+            for method in route.methods or ():
+                operation = operations.get(method.lower())
+                if operation is None:
+                    continue
+                for status, entry in error_responses(*implied).items():
+                    operation.setdefault("responses", {}).setdefault(
+                        str(status),
+                        {
+                            "description": entry["description"],
+                            "content": {"application/json": {"schema": error_schema}},
+                        },
+                    )
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render ZooError, request validation errors and stray HTTP errors in the one JSON shape."""
 
@@ -261,6 +347,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        unparsable = _unparsable_body(exc)
+        if unparsable is not None:
+            return render_error(422, ValidationFailed.code, unparsable, {"problems": []})
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         return render_error(exc.status_code, code, str(exc.detail), None, dict(exc.headers or {}))
 

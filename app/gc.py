@@ -8,22 +8,29 @@ What it removes, and why it is safe:
   failed or aborted) or that the database does not know: leftovers of a crash;
 - S3 multipart uploads under ``staging/`` whose upload is not pending (S3 keeps their parts,
   and bills for them, until they are aborted; a bucket lifecycle rule does the same where
-  the store supports one).
+  the store supports one: Swift's s3api refuses lifecycle rules, so there gc is the cleaner);
+- private copies under ``verifying/`` older than the TTL: a commit that crashed (the store or
+  the hub died mid-way) between verifying a blob and promoting it;
+- orphaned blobs: objects under ``blobs/`` older than the TTL that no blob row names. A commit
+  promotes its blobs before its transaction inserts their rows, so a commit that failed after
+  the promotion (the database went away) leaves them behind.
 
-Blobs under ``blobs/`` are never deleted here: versions are immutable and keep their blobs.
+The age check keeps everything a commit in flight is using: a commit does not take hours.
+A blob that any version references always has its row, and is never deleted.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.orm import Version, VersionStatus, utcnow
+from app.orm import Blob, Version, VersionStatus, utcnow
 from app.storage import Storage
+from app.storage.keys import BLOB_PREFIX, VERIFY_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +44,16 @@ class GcReport:
     expired_uploads: list[str] = field(default_factory=list)
     staged_objects_deleted: int = 0
     multipart_aborted: int = 0
+    verifying_deleted: int = 0
+    orphan_blobs_deleted: int = 0
 
     def summary(self) -> str:
         return (
             f"{len(self.expired_uploads)} expired upload(s) aborted, "
             f"{self.staged_objects_deleted} staged object(s) deleted, "
-            f"{self.multipart_aborted} multipart upload(s) aborted"
+            f"{self.multipart_aborted} multipart upload(s) aborted, "
+            f"{self.verifying_deleted} interrupted verification(s) deleted, "
+            f"{self.orphan_blobs_deleted} orphaned blob(s) deleted"
         )
 
 
@@ -62,6 +73,8 @@ def collect(
     multipart = (
         list(storage.list_multipart_uploads(STAGING)) if storage.supports_presigned_urls else []
     )
+    verifying = list(storage.list_keys(VERIFY_PREFIX))
+    blobs = {k[len(BLOB_PREFIX) :]: k for k in storage.list_keys(BLOB_PREFIX)}
     with factory() as session:
         expired = session.scalars(
             select(Version).where(
@@ -84,6 +97,7 @@ def collect(
                 select(Version.upload_id).where(Version.status == VersionStatus.PENDING)
             )
         )
+        known = set(session.scalars(select(Blob.sha256)))
 
     stale = [k for k in staged if _upload_of(k) not in pending]
     report.staged_objects_deleted = len(stale)
@@ -94,5 +108,20 @@ def collect(
                 storage.abort_multipart(upload.key, upload.upload_id)
     if not dry_run:
         storage.delete_many(stale)
+    old_verifying = _older_than(storage, verifying, cutoff)
+    orphans = _older_than(storage, [k for sha, k in blobs.items() if sha not in known], cutoff)
+    report.verifying_deleted, report.orphan_blobs_deleted = len(old_verifying), len(orphans)
+    if not dry_run:
+        storage.delete_many(old_verifying + orphans)
     log.info("gc%s: %s", " (dry run)" if dry_run else "", report.summary())
     return report
+
+
+def _older_than(storage: Storage, keys: list[str], cutoff: datetime) -> list[str]:
+    """The keys whose object was last written before ``cutoff`` (unknown age: kept)."""
+    old = []
+    for key in keys:
+        info = storage.stat(key)
+        if info is not None and info.modified is not None and info.modified < cutoff:
+            old.append(key)
+    return old

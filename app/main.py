@@ -12,8 +12,15 @@ from app import health
 from app.compat.routes import router as compat_router
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
-from app.errors import PayloadTooLarge, install_error_handlers, render_error
+from app.errors import (
+    PayloadTooLarge,
+    declare_implicit_errors,
+    install_error_handlers,
+    render_error,
+)
 from app.files.routes import router as files_router
+from app.input_guards import install_input_guards
+from app.log_redaction import install as install_log_redaction
 from app.models.routes import router as models_router
 from app.storage import StorageError
 from app.storage_factory import make_storage
@@ -30,6 +37,7 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the hub. Settings are read once here (from ``ZOO_*``) unless given."""
     settings = settings or Settings()
+    install_log_redaction()
     engine = make_engine(settings)
     storage = make_storage(settings)
 
@@ -83,4 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(compat_router)
     install_web(app)
+    install_input_guards(app, max_body_bytes=settings.max_json_body_bytes)
+    declare_implicit_errors(app)
     return app

@@ -3,11 +3,16 @@
 1. ``zoo download`` of a ~500 MB version, against ``curl`` fetching the same file URL into a
    file on the same disk, interleaved in the same run: the ratio of throughputs (goal >= 0.8;
    ours includes sha256 verification, curl's does not). Two numbers for ours: the library call
-   (``ZooClient.download``) and the whole ``zoo download`` command (interpreter start included).
+   (``ZooClient.download``) and the whole ``zoo download`` command (interpreter start included),
+   and what the command costs before any byte moves: ``zoo download`` of a version already in
+   the cache (start-up, imports, exit; no request is sent).
 2. A fully cached pinned stub in a fresh process: ``Model(stub).onnx_model`` (goal < 50 ms),
    with ZOO_ENDPOINT on a port where nothing listens, so any request would fail the run.
 
-    .venv/bin/python bench/client.py [--size-mb 500] [--repeats 3]
+The machine is shared: the load average before and after is printed, and a run under load
+(above the number of cores) says so; compare ratios from the same run only.
+
+    .venv/bin/python bench/client.py [--size-mb 500] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -135,7 +140,7 @@ print(json.dumps({"import_ms": (t1 - t0) * 1e3, "open_ms": (t2 - t1) * 1e3}))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=500)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     size = args.size_mb * 1_000_000
     with tempfile.TemporaryDirectory(prefix="zoo-client-bench-") as tmp_s:
@@ -167,6 +172,7 @@ def main() -> None:
                 "command": lambda: command_run(url, version.stub, tmp / "cmd-cache"),
             }
             names = list(contenders)
+            load_before = os.getloadavg()[0]
             for i in range(args.repeats):
                 # Interleaved, and the order rotates: each sees the same machine load and the
                 # same share of "runs right after another 500 MB write".
@@ -184,11 +190,18 @@ def main() -> None:
             )
             print(
                 f"[cpu] seconds of CPU per download (user+sys, median): curl {cpu_c:.2f}, "
-                f"ZooClient.download {cpu_l:.2f}, `zoo download` {cpu_m:.2f} (the difference is "
-                "mostly sha256, which curl does not compute)"
+                f"ZooClient.download {cpu_l:.2f}, `zoo download` {cpu_m:.2f} (ours include "
+                "sha256, which curl does not compute, and the command its start-up)"
             )
             for n in names:
                 print(f"      {n:8s} wall s: " + " ".join(f"{w:.2f}" for w, _ in runs[n]))
+            load_after, cores = os.getloadavg()[0], os.cpu_count() or 1
+            busy = max(load_before, load_after) > cores
+            print(
+                f"[load] 1-minute load average {load_before:.1f} before, {load_after:.1f} after, "
+                f"on {cores} cores"
+                + (": a busy machine, the ratios are noisy; run again" if busy else "")
+            )
             # Fill a cache for the cold-open measurement, then take the hub away.
             cache = tmp / "cached"
             with ZooClient(config=ZooConfig(endpoint=url, cache_dir=cache)) as c2:
@@ -215,6 +228,22 @@ def main() -> None:
             f"[cached] Model('{version.stub}').onnx_model in a fresh process: {open_ms:.1f} ms "
             f"(goal < 50 ms), zero requests (the endpoint is a closed port); `import zoo` "
             f"{import_ms:.0f} ms before it; median of {len(opens)}"
+        )
+        # What `zoo download` costs before any byte moves: the same command on a version that
+        # is already cached (a request would fail: the endpoint is a closed port).
+        starts: list[float] = []
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run(
+                [ZOO, "download", version.stub, "--include", "model.onnx", "--quiet"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            starts.append(time.perf_counter() - start)
+        print(
+            f"[start-up] `zoo download` of a cached version (interpreter, imports, exit): "
+            f"{statistics.median(starts) * 1e3:.0f} ms, median of {len(starts)}"
         )
 
 

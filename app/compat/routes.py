@@ -6,6 +6,9 @@ Point the ``sparsezoo`` client (1.x) at the hub with ``SPARSEZOO_API_URL=<hub UR
 
 from __future__ import annotations
 
+import json
+
+from cross_web import HTTPException as CrossWebHTTPException
 from fastapi import APIRouter, Request, Response
 from strawberry.fastapi import GraphQLRouter
 
@@ -14,7 +17,8 @@ from app.compat import archives
 from app.compat.schema import CompatContext, schema
 from app.deps import BaseUrl, SettingsDep, StorageDep
 from app.errors import FileNotFound, ModelNotFound, VersionNotFound, error_responses
-from app.files.routes import blob_response
+from app.files.routes import blob_response, cache_control
+from app.input_guards import find_nul
 from app.models.service import get_model
 from app.versions import service as versions
 
@@ -28,7 +32,34 @@ def get_context(
     return CompatContext(session, principal, storage, base)
 
 
-graphql = GraphQLRouter[CompatContext, None](
+class _GraphQLRouter(GraphQLRouter[CompatContext, None]):
+    """strawberry's router, refusing undecodable bodies and NUL characters with a 400.
+
+    strawberry turns only ``json.JSONDecodeError`` into a 400: a body that is not UTF-8 or nests
+    past the parser's recursion limit raised out of the view as a 500, and a NUL in a query or
+    its variables reached PostgreSQL (which cannot store it) and failed there.
+    """
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            decoded = json.loads(data)
+        except UnicodeDecodeError as e:
+            raise CrossWebHTTPException(
+                400, f"the request body is not UTF-8 ({e.reason} at byte {e.start}): send JSON"
+            ) from e
+        except RecursionError as e:
+            raise CrossWebHTTPException(
+                400, "the request body's JSON nests too deeply to parse"
+            ) from e
+        where = find_nul(decoded)
+        if where is not None:
+            raise CrossWebHTTPException(
+                400, f"{where} holds a NUL character (\\u0000), which no field accepts; remove it"
+            )
+        return decoded
+
+
+graphql = _GraphQLRouter(
     schema,
     context_getter=get_context,
     # Queries change nothing a GET could leak or cache wrongly, but SparseZoo only POSTs:
@@ -77,7 +108,7 @@ def download_archive(
         "X-Zoo-Version": str(version.number),
         "X-Zoo-Sha256": row.sha256,
         "Accept-Ranges": "bytes",
-        "Cache-Control": "public, max-age=31536000, immutable",
+        "Cache-Control": cache_control(model, pinned=True),
     }
     return blob_response(
         request,

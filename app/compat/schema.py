@@ -30,6 +30,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 from app.auth import Principal
 from app.compat import archives, service
 from app.errors import BadRequest, ZooError
+from app.models.service import shown_base
 from app.orm import BenchmarkResult as BenchmarkRow
 from app.orm import EvalResult as EvalRow
 from app.storage import Storage
@@ -229,7 +230,7 @@ def _model(ctx: CompatContext, found: service.Found, wants: _Wants) -> Model:
         ]
         onnx_path = archives.onnx_file_path(v)
         onnx_size = next((Long(f.size) for f in v.files if f.path == onnx_path), None)
-    base = m.base_model
+    base = shown_base(m)
     return Model(
         model_id=model_id,
         stub=service.stub_of(m),

@@ -20,6 +20,7 @@ from app.errors import (
     render_error,
 )
 from app.models.service import get_model
+from app.orm import Model
 from app.storage import Storage, blob_key
 from app.versions import service
 
@@ -66,6 +67,18 @@ def _unsatisfiable_range(request: Request, size: int) -> str | None:
     return None
 
 
+def cache_control(model: Model, *, pinned: bool) -> str:
+    """``Cache-Control`` for a download: a numbered version never changes, an alias moves.
+
+    Only a public model's bytes may sit in shared caches: a private model's were fetched with
+    a token, and ``public`` would let a proxy or CDN hand them to callers who may not see them.
+    """
+    if not pinned:
+        return "no-cache"
+    scope = "public" if model.visibility == "public" else "private"
+    return f"{scope}, max-age=31536000, immutable"
+
+
 _PATH = "/models/{namespace}/{name}/versions/{ref}/files/{path:path}"
 _RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {"application/octet-stream": {}}},
@@ -105,7 +118,7 @@ def download_file(
         "X-Zoo-Version": str(version.number),
         "X-Zoo-Sha256": file.sha256,
         "Accept-Ranges": "bytes",
-        "Cache-Control": "public, max-age=31536000, immutable" if ref.isdigit() else "no-cache",
+        "Cache-Control": cache_control(model, pinned=ref.isdigit()),
     }
     response = blob_response(
         request, storage, settings, sha256=file.sha256, size=file.size, name=path, headers=headers
@@ -152,4 +165,6 @@ def blob_response(
         key, expires=settings.presign_expiry_seconds, filename=filename, content_type=media_type
     )
     assert url is not None  # a backend without local paths presigns
+    # The redirect is a grant that expires in minutes: no cache may keep (or share) it.
+    headers = {**headers, "Cache-Control": "no-store"}
     return RedirectResponse(url, status_code=302, headers=headers)

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.input_guards import NoNulBody
+from app.models.service import shown_base
 from app.orm import Model
 
 # A model name is a short stub: one stub segment (see zoo.stubs).
@@ -14,7 +16,7 @@ NAME_PATTERN = r"^[a-z0-9_](?:[a-z0-9_.-]{0,98}[a-z0-9_])?$"
 NAMESPACE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
-class ModelCreate(BaseModel):
+class ModelCreate(NoNulBody):
     """Create a model. Give a SparseZoo path stub to index it by its fields; ``name`` defaults
     to the short (v2) stub derived from them."""
 
@@ -69,7 +71,7 @@ class ModelOut(BaseModel):
 
     @classmethod
     def of(cls, m: Model) -> ModelOut:
-        base = m.base_model
+        base = shown_base(m)
         return cls(
             namespace=m.namespace.name,
             name=m.name,

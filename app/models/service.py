@@ -29,6 +29,24 @@ def visible(principal: Principal | None) -> ColumnElement[bool]:
     return or_(Model.visibility == "public", Namespace.name.in_(sorted(principal.namespaces)))
 
 
+def shown_base(model: Model) -> Model | None:
+    """The base model to name in ``model``'s body, or None when some caller who may see
+    ``model`` may not see its base.
+
+    A body is the same for everyone who sees the model, so the base is named only when that
+    whole audience also sees it: the base is public, or both are private in one namespace (a
+    token that sees one sees the other). A public model derived from a private one would
+    otherwise give the private model's name away (the web's lineage, drawn per caller, still
+    shows it to those who may see it).
+    """
+    base = model.base_model
+    if base is None or base.visibility == "public":
+        return base
+    if model.visibility == "private" and base.namespace_id == model.namespace_id:
+        return base
+    return None
+
+
 def _base_query(principal: Principal | None) -> Select[Model]:
     # contains_eager: the join that filters also loads the namespace (no second join).
     return (

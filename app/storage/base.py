@@ -37,6 +37,8 @@ class ObjectInfo:
     size: int
     # The store's version tag (S3 ETag, quoted as sent); None on the filesystem.
     etag: str | None = None
+    # When the object was last written (aware, UTC), if the store says: gc's age check.
+    modified: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ The hierarchy::
 
     StorageError                 any failure of the storage layer
     ├── StorageUnavailable       the store cannot be reached or used (network, permissions, bucket)
+    ├── StorageFull              the store has no space left for a write (disk full, quota)
     ├── ObjectNotFound           no object at the key
     ├── TooLarge                 a write went past its max_bytes limit
     ├── VerificationFailed       an upload's size or sha256 differs from its manifest
@@ -23,6 +24,10 @@ class StorageError(Exception):
 
 class StorageUnavailable(StorageError):
     """The store cannot be reached or used: network down, bucket missing, permission denied."""
+
+
+class StorageFull(StorageError):
+    """The store has no space left (ENOSPC, a quota): the write was undone, nothing remains."""
 
 
 class ObjectNotFound(StorageError):

@@ -8,9 +8,11 @@ fsynced, then renamed into place: a reader sees the old object, the new one, or 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,20 @@ from app.storage.base import (
     check_range,
     iter_source,
 )
-from app.storage.errors import NotSupported, ObjectNotFound, StorageError, StorageUnavailable
+from app.storage.errors import (
+    NotSupported,
+    ObjectNotFound,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+)
 from app.storage.keys import TEMP_PREFIX, validate_key, validate_prefix
 
 # A concurrent delete may prune a directory between our mkdir and our use of it; retry a
 # few times instead of failing a perfectly good write.
 _DIR_RACE_RETRIES = 5
+# A full disk or an exhausted quota: the operator must free space, the client cannot fix it.
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class FilesystemStorage:
@@ -76,7 +86,8 @@ class FilesystemStorage:
             return None
         except OSError as e:
             raise StorageError(f"cannot stat {key!r}: {e}") from e
-        return ObjectInfo(key=key, size=st.st_size)
+        modified = datetime.fromtimestamp(st.st_mtime, UTC)
+        return ObjectInfo(key=key, size=st.st_size, modified=modified)
 
     def delete(self, key: str) -> None:
         """Remove the file at ``key`` (missing is fine) and prune emptied directories."""
@@ -231,6 +242,8 @@ class FilesystemStorage:
                 if attempt == _DIR_RACE_RETRIES - 1:
                     raise
             except OSError as e:
+                if e.errno in _NO_SPACE:
+                    raise StorageFull(f"no space left in {str(directory)!r}: {e}") from e
                 raise StorageError(f"cannot create a file in {str(directory)!r}: {e}") from e
         raise AssertionError("unreachable")
 
@@ -280,6 +293,8 @@ def _io(key: str, fn: Callable[..., object], *args: Any) -> None:
     try:
         fn(*args)
     except OSError as e:
+        if e.errno in _NO_SPACE:
+            raise StorageFull(f"no space left to write {key!r}: {e.strerror}") from e
         raise StorageError(f"cannot write {key!r}: {e}") from e
 
 

@@ -158,7 +158,12 @@ class S3Storage(PresignedTransfers):
             raise self._translate(e, "stat", key) from e
         except BotoCoreError as e:
             raise self._translate(e, "stat", key) from e
-        return ObjectInfo(key=key, size=head["ContentLength"], etag=head.get("ETag"))
+        return ObjectInfo(
+            key=key,
+            size=head["ContentLength"],
+            etag=head.get("ETag"),
+            modified=head.get("LastModified"),
+        )
 
     def delete(self, key: str) -> None:
         """Delete the object at ``key``; S3 treats a missing object as success."""

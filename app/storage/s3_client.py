@@ -55,6 +55,10 @@ def make_client(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         retries={"max_attempts": max_attempts, "mode": "standard"},
+        # One connection per request thread (anyio runs up to 40 for the sync routes) plus the
+        # multipart transfer threads. botocore's default of 10 made a busy hub discard and
+        # reopen connections ("Connection pool is full" warnings under the scale-out load).
+        max_pool_connections=64,
         # boto3 >= 1.36 adds CRC checksums (aws-chunked trailers) to every upload and to
         # presigned URLs; many S3-compatible stores reject them. Only send them where the
         # API requires a checksum.

@@ -9,10 +9,11 @@ share. So the staged object is first moved to a private key no client can write 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 
 from app.storage.base import Storage
-from app.storage.errors import ObjectNotFound, VerificationFailed
+from app.storage.errors import ObjectNotFound, StorageError, VerificationFailed
 from app.storage.keys import VERIFY_PREFIX
 
 
@@ -45,7 +46,10 @@ def verify_upload(storage: Storage, src_key: str, *, size: int, sha256: str) -> 
                 src_key, f"has sha256 {actual.sha256}, the manifest says {sha256}"
             )
     except BaseException:
-        storage.delete(private)
+        # When the store itself failed, deleting fails too: keep the original error (the
+        # leftover private copy is garbage that ``zoo admin gc`` removes).
+        with contextlib.suppress(StorageError):
+            storage.delete(private)
         raise
     return private
 

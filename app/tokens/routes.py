@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from app.auth import DbSession, RequiredPrincipal, require_admin
 from app.errors import Forbidden, TokenNotFound, Unauthorized, error_responses
@@ -38,7 +40,12 @@ def list_tokens(session: DbSession, principal: RequiredPrincipal) -> list[TokenO
 
 
 @router.delete("/{token_id}", response_model=TokenOut, responses=error_responses(TokenNotFound))
-def revoke_token(token_id: int, session: DbSession, principal: RequiredPrincipal) -> TokenOut:
+def revoke_token(
+    # Ids are 32-bit columns: a larger number must be refused here, not by the database (500).
+    token_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    session: DbSession,
+    principal: RequiredPrincipal,
+) -> TokenOut:
     """Revoke a token."""
     require_admin(principal)
     return TokenOut.model_validate(service.revoke_token(session, token_id))

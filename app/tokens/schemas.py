@@ -6,8 +6,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.input_guards import NoNulBody
 
-class TokenCreate(BaseModel):
+
+class TokenCreate(NoNulBody):
     """Ask for a new token."""
 
     name: str = Field(min_length=1, max_length=200)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import anyio
 import anyio.from_thread
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel
 
 from app.auth import DbSession, RequiredPrincipal, require_write
@@ -15,6 +15,7 @@ from app.deps import BaseUrl, SessionFactoryDep, SettingsDep, StorageDep
 from app.errors import (
     DigestMismatch,
     Forbidden,
+    InvalidArchive,
     InvalidManifest,
     InvalidOnnx,
     SparsityMismatch,
@@ -24,6 +25,7 @@ from app.errors import (
     error_responses,
 )
 from app.orm import Version
+from app.responses import json_response
 from app.versions import publish, reproduce
 from app.versions.present import version_out
 from app.versions.schemas import SHA256_PATTERN, UploadCommit, VersionOut
@@ -91,7 +93,9 @@ async def upload_blob(
 @router.post(
     "/commit",
     response_model=VersionOut,
-    responses=error_responses(DigestMismatch, InvalidOnnx, InvalidManifest, SparsityMismatch),
+    responses=error_responses(
+        DigestMismatch, InvalidOnnx, InvalidArchive, InvalidManifest, SparsityMismatch
+    ),
 )
 def commit_upload(
     version: WritableUpload,
@@ -102,7 +106,7 @@ def commit_upload(
     base: BaseUrl,
     settings: SettingsDep,
     body: UploadCommit | None = None,
-) -> VersionOut:
+) -> Response:
     """Verify every blob and make the version ready: it gets the next number and ``latest``."""
     parts = {
         b.sha256: [(p.part_number, p.etag) for p in b.parts]
@@ -111,7 +115,11 @@ def commit_upload(
     committed = publish.commit_upload(session, factory, storage, principal, version, parts)
     if settings.verify_outputs:  # runs after the commit is durable, off the request's path
         reproduce.schedule(session, factory, storage, committed.id)
-    return version_out(session, committed, base)
+    # A Response, not the model: FastAPI would validate a returned model in a worker thread
+    # before the transaction ends, and this one holds the model's row lock. With every worker
+    # thread taken by downloads of the same model (blocked on that lock to count themselves),
+    # that wait never ended: the hub hung. The body is serialized here, in this thread.
+    return json_response(version_out(session, committed, base))
 
 
 @router.delete("", status_code=204)

@@ -9,9 +9,11 @@ numbers with no gaps, and a failed or abandoned upload leaves nothing visible.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -22,10 +24,13 @@ from app.auth import Principal, require_write
 from app.config import Settings
 from app.errors import (
     DigestMismatch,
+    InsufficientStorage,
+    InvalidArchive,
     InvalidManifest,
     InvalidOnnx,
     InvalidPath,
     PayloadTooLarge,
+    ServiceUnavailable,
     SparsityMismatch,
     UploadNotFound,
     UploadNotPending,
@@ -35,6 +40,8 @@ from app.orm import Blob, File, Model, Recipe, Version, VersionStatus, utcnow
 from app.storage import (
     ObjectNotFound,
     Storage,
+    StorageError,
+    StorageFull,
     TooLarge,
     VerificationFailed,
     WriteResult,
@@ -61,6 +68,37 @@ class OpenedUpload:
 
 # Written by the hub's own output check (app.versions.reproduce); a publisher may not claim them.
 HUB_META_KEYS = frozenset({"outputs_reproduced", "outputs_check"})
+
+
+@contextmanager
+def store_errors(action: str) -> Iterator[None]:
+    """Turn a failure of the object store into an API error that says what happened: a full
+    store is 507 (the operator must free space), any other failure 503 (try again later).
+    Whatever was half-written has been undone by the store layer or is left to ``zoo admin gc``.
+    """
+    try:
+        yield
+    except TooLarge:
+        raise  # the caller's answer: more bytes than the manifest declared
+    except StorageFull as e:
+        raise InsufficientStorage(
+            f"{action}: the hub's storage is full ({e}); nothing of this upload was kept. "
+            "Ask the hub's operator to free space, then publish again"
+        ) from e
+    except StorageError as e:
+        raise ServiceUnavailable(
+            f"{action}: the hub's object store failed ({e}); nothing was published. "
+            "Try again in a moment"
+        ) from e
+
+
+def _quietly(what: str, cleanup: Callable[[], object]) -> None:
+    # Clean-up after a failure must not replace the original error: when the store itself is
+    # what failed, the clean-up fails too. ``zoo admin gc`` removes what is left behind.
+    try:
+        cleanup()
+    except StorageError as e:
+        log.warning("could not %s (zoo admin gc will): %s", what, e)
 
 
 def check_manifest(files: list[ManifestFile], settings: Settings) -> dict[str, int]:
@@ -153,7 +191,8 @@ def open_upload(
             target.method, target.url = "PUT", storage.presign_put(key, expires=expires)
         else:
             part = settings.multipart_part_bytes
-            s3_upload = storage.create_multipart(key)
+            with store_errors(f"starting the upload of blob {sha}"):
+                s3_upload = storage.create_multipart(key)
             multipart[sha] = s3_upload
             count = -(-size // part)
             target.method, target.part_size = "PUT", part
@@ -183,6 +222,16 @@ def get_upload(session: Session, upload_id: str, *, lock: bool = False) -> Versi
     return version
 
 
+def _lock_pending(session: Session, version: Version) -> None:
+    # Commit and abort of one upload exclude each other: each re-reads the status under a row
+    # lock (PostgreSQL; SQLite serializes writers anyway) held until its transaction ends.
+    # Otherwise an abort sent while a slow commit runs (the client timed out) reads "pending"
+    # too, and the later of the two overwrites the other's status. A commit takes the lock
+    # only after validation: _mark_failed updates the row from another connection.
+    session.refresh(version, attribute_names=["status"], with_for_update=True)
+    _pending(version)
+
+
 def _pending(version: Version) -> None:
     if version.status != VersionStatus.PENDING:
         raise UploadNotPending(
@@ -200,14 +249,15 @@ def receive_blob(storage: Storage, version: Version, sha256: str, body: Source) 
         )
     key = staging_key(version.upload_id, sha256)
     try:
-        result = storage.write_stream(key, body, max_bytes=declared[sha256])
+        with store_errors(f"storing blob {sha256}"):
+            result = storage.write_stream(key, body, max_bytes=declared[sha256])
     except TooLarge as e:
         raise DigestMismatch(
             f"blob {sha256} is larger than the {declared[sha256]} bytes the manifest declared",
             details={"sha256": sha256, "expected_size": declared[sha256]},
         ) from e
     if result.size != declared[sha256] or result.sha256 != sha256:
-        storage.delete(key)
+        _quietly(f"delete the mismatched upload {key!r}", lambda: storage.delete(key))
         raise DigestMismatch(
             f"uploaded bytes do not match: expected {declared[sha256]} bytes with sha256 {sha256}, "
             f"got {result.size} bytes with sha256 {result.sha256}; upload the file again",
@@ -258,21 +308,44 @@ def commit_upload(
     # presigned URL cannot swap the bytes between the check and the promotion.
     verified: dict[str, str] = {}
     try:
-        for sha in to_verify:
-            verified[sha] = _verify_blob(storage, version, sha, sizes[sha], multipart_parts)
-        report = validation.validate_version(storage, version, keys=verified)
-    except (InvalidOnnx, SparsityMismatch) as e:
-        storage.delete_many(verified.values())
-        _discard_staged(storage, version, to_verify)
+        with store_errors(f"committing upload '{version.upload_id}'"):
+            for sha in to_verify:
+                if _promoted_earlier(storage, version, sha):
+                    continue
+                verified[sha] = _verify_blob(storage, version, sha, sizes[sha], multipart_parts)
+            report = validation.validate_version(storage, version, keys=verified)
+    except (InvalidOnnx, InvalidArchive, SparsityMismatch) as e:
+        _quietly("delete verified copies", lambda: storage.delete_many(verified.values()))
+        _quietly("delete staged blobs", lambda: _discard_staged(storage, version, to_verify))
         _mark_failed(factory, version.id, e.message)
         raise
     except BaseException:
-        storage.delete_many(verified.values())
+        # The upload stays pending (the client may commit again once the store is back); the
+        # private copies are garbage either way.
+        _quietly("delete verified copies", lambda: storage.delete_many(verified.values()))
         raise
 
-    for sha, key in verified.items():
-        storage.promote(key, blob_key(sha))
+    with store_errors(f"committing upload '{version.upload_id}'"):
+        for sha, key in verified.items():
+            storage.promote(key, blob_key(sha))
     _insert_blobs(session, ((s, sizes[s]) for s in to_verify))
+
+    # Claim the upload with its row lock before numbering it: a second commit of the same
+    # upload running at once (a retry) waits here until the first ends, then finds it no longer
+    # pending. The check at the top alone let both pass, and the second numbered the version
+    # again, one past the first, leaving a gap.
+    claimed = session.execute(
+        update(Version)
+        .where(Version.id == version.id, Version.status == VersionStatus.PENDING)
+        .values(committed_at=utcnow())
+        .returning(Version.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if claimed is None:
+        raise UploadNotPending(
+            f"upload '{version.upload_id}' was committed or closed by another request while "
+            "this one ran; list the versions to see it, or open a new upload to publish"
+        )
 
     version.recipes = [
         Recipe(name=validation.recipe_name(f.path), path=f.path, sha256=f.sha256)
@@ -282,6 +355,9 @@ def commit_upload(
     version.sparsity, version.quantized = report.sparsity, report.quantized
     version.sparsity_profile = report.profile
     version.multipart = {}
+    # Only now, with nothing left that could fail slowly: an abort that arrived meanwhile
+    # (a client that timed out) wins, or waits for this transaction and is refused.
+    _lock_pending(session, version)
     # The atomic increment takes the model row's write lock (PostgreSQL row lock, SQLite's
     # database lock) until this transaction ends, so concurrent commits number in sequence.
     number = session.execute(
@@ -302,6 +378,13 @@ def commit_upload(
     session.refresh(model)
     move_alias(session, model, LATEST, version, principal.token_id)
     return version
+
+
+def _promoted_earlier(storage: Storage, version: Version, sha: str) -> bool:
+    # An earlier commit of this upload verified and promoted the blob, then failed before its
+    # transaction committed (the database went away): the staged copy is gone, the blob is in
+    # place. Blob keys are only ever written with verified bytes, so it needs no new check.
+    return not storage.exists(staging_key(version.upload_id, sha)) and storage.exists(blob_key(sha))
 
 
 def _verify_blob(
@@ -346,10 +429,16 @@ def abort_upload(
 ) -> None:
     """Abandon a pending upload: staged bytes and multipart parts are deleted."""
     require_write(principal, version.model.namespace.name)
-    _pending(version)
+    _lock_pending(session, version)
+    # The abort is recorded even when the store cannot be cleaned right now (it may be the
+    # very failure the client is giving up on): gc deletes staged objects and multipart
+    # uploads of every upload that is no longer pending.
     for sha, s3_upload in version.multipart.items():
-        storage.abort_multipart(staging_key(version.upload_id, sha), s3_upload)
-    _discard_staged(storage, version, {f.sha256 for f in version.files})
+        key = staging_key(version.upload_id, sha)
+        abort = functools.partial(storage.abort_multipart, key, s3_upload)
+        _quietly(f"abort the multipart upload of {key!r}", abort)
+    shas = {f.sha256 for f in version.files}
+    _quietly("delete staged blobs", lambda: _discard_staged(storage, version, shas))
     version.status = VersionStatus.ABORTED
     version.multipart = {}
     session.flush()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.input_guards import NoNulBody
 from app.models.schemas import ModelOut
+from zoo.stubs import MAX_VERSION
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 ALIAS_PATTERN = r"^[a-z][a-z0-9._-]{0,63}$"
@@ -33,7 +35,7 @@ class RecipeOut(BaseModel):
     sha256: str
 
 
-class BenchmarkIn(BaseModel):
+class BenchmarkIn(NoNulBody):
     """A benchmark measurement to attach to a version."""
 
     # JSON has no Infinity/NaN: a stored one would read back as null. Refuse them at the door.
@@ -62,7 +64,7 @@ class BenchmarkOut(BenchmarkIn):
     created_at: datetime
 
 
-class EvalIn(BaseModel):
+class EvalIn(NoNulBody):
     """An evaluation result to attach to a version."""
 
     model_config = ConfigDict(allow_inf_nan=False)
@@ -126,8 +128,11 @@ class ManifestFile(BaseModel):
     sha256: str = Field(pattern=SHA256_PATTERN)
 
 
-class UploadCreate(BaseModel):
+class UploadCreate(NoNulBody):
     """Open a new version: the full list of its files."""
+
+    # A NUL in a file path is refused by the manifest check, as INVALID_PATH naming the path.
+    nul_exempt: ClassVar[frozenset[str]] = frozenset({"files"})
 
     files: list[ManifestFile] = Field(min_length=1)
     message: str = Field(default="", max_length=5000)
@@ -181,7 +186,7 @@ class CommitBlob(BaseModel):
     parts: list[CompletedPart]
 
 
-class UploadCommit(BaseModel):
+class UploadCommit(NoNulBody):
     """Commit an upload; multipart blobs list their parts."""
 
     multipart: list[CommitBlob] = Field(default_factory=list)
@@ -190,7 +195,7 @@ class UploadCommit(BaseModel):
 class AliasSet(BaseModel):
     """Point an alias at a version."""
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class AliasOut(BaseModel):

@@ -18,6 +18,7 @@ from app.orm import (
     Version,
     VersionStatus,
 )
+from zoo.stubs import MAX_VERSION
 
 LATEST = "latest"
 RESERVED_ALIASES = frozenset({"history"})
@@ -36,8 +37,17 @@ def get_version(session: Session, model: Model, ref: str | int | None) -> Versio
     """A ready version by number or alias (None means ``latest``); VERSION_NOT_FOUND otherwise."""
     if ref is None:
         ref = LATEST
-    if isinstance(ref, str) and ref.isdigit():
-        ref = int(ref)
+    # ASCII digits only: str.isdigit() is also true for '²', which int() refuses; and the
+    # length is checked before int() (which refuses more than 4300 digits).
+    shown = ref[:20] if isinstance(ref, str) else "of that number"
+    if isinstance(ref, str) and ref.isascii() and ref.isdigit():
+        ref = int(ref) if len(ref) <= len(str(MAX_VERSION)) else 0
+    if isinstance(ref, int) and not 1 <= ref <= MAX_VERSION:
+        # Numbers are 32-bit columns: a larger one must not reach the database (500 there).
+        raise VersionNotFound(
+            f"model '{model.namespace.name}/{model.name}' has no version {shown}: version "
+            f"numbers go from 1 to {MAX_VERSION}"
+        )
     # One query for the version and its files (what every caller reads); collections that
     # are often empty load in one query each instead of lazily one by one.
     query = select(Version).options(

@@ -1,23 +1,28 @@
 """Checks at commit: every .onnx file parses, passes the ONNX checker, keeps its external data
 inside the version, and gets analysed (zoo.analysis); a sparsity the stub's tag or the version's
-metadata claims must match what the weights show."""
+metadata claims must match what the weights show; every tar archive (``.tar``, ``.tar.gz``,
+``.tgz``) reads, and holds only regular files and folders whose names stay inside the folder it
+is extracted into (SparseZoo clients extract published archives)."""
 
 from __future__ import annotations
 
 import math
+import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import onnx
 from google.protobuf.message import DecodeError
 
-from app.errors import InvalidOnnx, SparsityMismatch
+from app.errors import InvalidArchive, InvalidOnnx, SparsityMismatch
 from app.orm import Version
 from app.storage import Storage, blob_key
+from zoo._external_data import all_tensors
 from zoo.analysis import analyze_model
 from zoo.layout import InvalidFilePath, validate_file_path
 from zoo.verify.claims import SPARSITY_TOLERANCE, tag_sparsity
@@ -124,9 +129,19 @@ def _local_copy(storage: Storage, key: str) -> Iterator[Path]:
         yield target
 
 
+def _tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor that can keep external data: the graph's (initializers, sparse initializers,
+    node attributes, subgraphs) and those of the model's local functions."""
+    yield from all_tensors(model.graph)
+    for function in model.functions:
+        yield from all_tensors(onnx.GraphProto(node=function.node))
+
+
 def _check_external_data(model: onnx.ModelProto, onnx_path: str, paths: set[str]) -> None:
     folder = PurePosixPath(onnx_path).parent
-    for tensor in model.graph.initializer:
+    # Not only initializers: a Constant node's tensor, a sparse initializer or a tensor in a
+    # subgraph or function can name a location too, and onnx.load follows every one of them.
+    for tensor in _tensors(model):
         for entry in tensor.external_data:
             if entry.key != "location":
                 continue
@@ -148,6 +163,83 @@ def _check_external_data(model: onnx.ModelProto, onnx_path: str, paths: set[str]
                 )
 
 
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+def _unsafe_member(member: tarfile.TarInfo) -> str | None:
+    """Why extracting ``member`` is unsafe, or None (a regular file or folder inside the root)."""
+    name = member.name
+    if (
+        name.startswith(("/", "\\"))
+        or PurePosixPath(name).is_absolute()
+        or PureWindowsPath(name).drive
+    ):
+        return "its name is an absolute path"
+    if ".." in PureWindowsPath(name).parts:  # splits on both '/' and '\\'
+        return "its name has a '..' component, which walks out of the extraction folder"
+    if member.issym() or member.islnk():
+        kind = "a symbolic link" if member.issym() else "a hard link"
+        return f"it is {kind} (to {member.linkname!r}); archive the file itself"
+    if member.ischr() or member.isblk():
+        return "it is a device file"
+    if member.isfifo():
+        return "it is a FIFO"
+    if not (member.isreg() or member.isdir()):
+        return f"it is neither a regular file nor a folder (tar type {member.type!r})"
+    return None
+
+
+def check_archive(path: str, local: Path) -> None:
+    """Refuse a tar archive that does not read or holds a member unsafe to extract.
+
+    The member named in the error is the first bad one, in archive order.
+    """
+    try:
+        with tarfile.open(local, mode="r:*") as tar:
+            for member in tar:
+                reason = _unsafe_member(member)
+                if reason is not None:
+                    raise InvalidArchive(
+                        f"{path}: member {member.name[:300]!r} is unsafe to extract: {reason}",
+                        details={"path": path, "member": member.name[:300]},
+                    )
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise InvalidArchive(
+            f"{path} is not a readable tar archive ({e or type(e).__name__}): publish a valid "
+            "archive, or give the file a name that does not end in .tar, .tar.gz or .tgz",
+            details={"path": path},
+        ) from e
+
+
+def _run_checker(model: onnx.ModelProto) -> None:
+    """``onnx.checker.check_model``, also for a model that keeps weights in external data.
+
+    The checker insists that each external file exists, as a regular file next to the model.
+    Those files are other files of the version (``_check_external_data`` made sure of it, and
+    that their locations stay inside the folder), so empty stand-ins are enough: without them
+    every model with external data failed with "... should be stored in w.bin, but it is not
+    regular file".
+    """
+    locations = {
+        entry.value
+        for tensor in _tensors(model)
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    if not locations:
+        onnx.checker.check_model(model)
+        return
+    with tempfile.TemporaryDirectory(prefix="zoo-check-") as tmp:
+        for location in locations:
+            stand_in = Path(tmp, location)
+            stand_in.parent.mkdir(parents=True, exist_ok=True)
+            stand_in.touch()
+        # No file of a version starts with '.', so this name cannot be one of the locations.
+        target = Path(tmp, ".model.onnx")
+        target.write_bytes(model.SerializeToString())
+        onnx.checker.check_model(str(target))
+
+
 def validate_version(storage: Storage, version: Version, *, keys: dict[str, str]) -> VersionReport:
     """Check every .onnx file of a version whose blobs are verified.
 
@@ -160,6 +252,10 @@ def validate_version(storage: Storage, version: Version, *, keys: dict[str, str]
     quantized = False
     profile: dict[str, Any] = {}
     for f in version.files:
+        if f.path.endswith(TAR_SUFFIXES):
+            with _local_copy(storage, keys.get(f.sha256) or blob_key(f.sha256)) as local:
+                check_archive(f.path, local)
+            continue
         if f.file_type != "onnx" and not f.path.endswith(".onnx"):
             continue
         key = keys.get(f.sha256) or blob_key(f.sha256)
@@ -172,7 +268,7 @@ def validate_version(storage: Storage, version: Version, *, keys: dict[str, str]
                 ) from e
         _check_external_data(model, f.path, paths)
         try:
-            onnx.checker.check_model(model)
+            _run_checker(model)
         except (onnx.checker.ValidationError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InvalidOnnx(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,7 +184,14 @@ class ZooClient:
         number = s.version if isinstance(s.version, int) else None
         if number is None:
             number = self.cache.read_ref(ns, name, str(s.version or "latest"))
-        return None if number is None else self.cache.read_manifest(ns, name, number)
+        cached = None if number is None else self.cache.read_manifest(ns, name, number)
+        if cached is None:
+            return None
+        # The cached file URLs are those of the endpoint that answered back then (which may be
+        # gone: a moved hub, a proxy, another ZOO_ENDPOINT); the bytes are the same wherever
+        # they come from (every blob is checked against its sha256), so ask the current one.
+        files = tuple(_with_url(self.config.endpoint, cached, f) for f in cached.files)
+        return dataclasses.replace(cached, files=files)
 
     def _remember(self, s: stubs.Stub, version: VersionInfo) -> None:
         self.cache.write_manifest(version)

@@ -12,6 +12,7 @@ import fnmatch
 import hashlib
 import os
 import queue
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,18 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpcore._sync.http11
-
 from zoo._cache import Cache
 from zoo._errors import IntegrityError, NetworkError, error_from_response
 from zoo._types import FileInfo, VersionInfo
-
-# httpcore reads sockets 64 KiB at a time; a model download is hundreds of MB, and each read
-# costs a trip through httpx, the sink queue and the hasher. 1 MiB reads cut that overhead
-# 16-fold. It is a class attribute, so it applies to every httpcore connection of the process.
-httpcore._sync.http11.HTTP11Connection.READ_NUM_BYTES = max(
-    httpcore._sync.http11.HTTP11Connection.READ_NUM_BYTES, 1 << 20
-)
 
 if TYPE_CHECKING:
     import httpx
@@ -42,7 +34,12 @@ __all__ = ["DownloadPlan", "fetch_blob", "fetch_version", "plan_download", "sele
 ProgressFn = Callable[[int], None]
 """Called with a number of bytes received (negative when a restart discards some)."""
 
-_CHUNK = 1 << 20
+_BUFFER = 1 << 20  # bytes per hand-off from the receiving thread to the hashing thread
+_IN_FLIGHT = 8  # hand-offs waiting for the hasher at most: 8 MiB of reusable buffers
+# A body with this much left after its first chunk is read off the socket (see _receive_body).
+# Not less: that connection is closed afterwards, and a new one (a TLS handshake to a remote
+# store) must stay cheap next to the bytes it saves copying.
+_RAW_MIN = 4 << 20
 
 
 class _Truncated(Exception):
@@ -110,15 +107,17 @@ def fetch_version(
     Returns the snapshot folder. A failure of any file raises after the others stop; blobs
     already verified stay in the cache for the next attempt.
     """
-    unique = {f.sha256: f for f in plan.missing}
+    # Biggest first: the long transfer starts at once, the small files fill the other workers
+    # (in path order, a 500 MB file queued behind a few small ones starts ~40 ms late).
+    unique = sorted({f.sha256: f for f in plan.missing}.values(), key=lambda f: -f.size)
     if len(unique) <= 1 or workers <= 1:
-        for f in unique.values():
+        for f in unique:
             fetch_blob(http, cache, f, progress)
     else:
         with ThreadPoolExecutor(
             max_workers=min(workers, len(unique)), thread_name_prefix="zoo"
         ) as pool:
-            futures = [pool.submit(fetch_blob, http, cache, f, progress) for f in unique.values()]
+            futures = [pool.submit(fetch_blob, http, cache, f, progress) for f in unique]
             for future in futures:
                 future.result()
     version = plan.version
@@ -155,62 +154,122 @@ def fetch_blob(
 
 
 class _Sink:
-    """Writes and hashes a download on a helper thread, so the next chunk is read from the
-    socket while the previous one is written and hashed (all three release the GIL; on two
-    cores this is most of the difference between us and curl)."""
+    """The temp file and the running sha256 of one download.
+
+    The receiving thread writes each chunk to the file itself and hands it to a hashing
+    thread: hashlib releases the GIL on big buffers, so on two cores the sha256 (about as much
+    CPU as receiving and writing together) runs beside the network and the disk, not after.
+    :meth:`receive` reads the socket into a few reusable buffers, which go to the file and the
+    hasher as they are: no bytes object per chunk, no copy in Python on the way.
+    """
 
     def __init__(self, path: Path) -> None:
-        self._file = open(path, "wb")  # noqa: SIM115 - closed by finish()/close()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)  # Windows
+        self._fd = os.open(path, flags, 0o600)
         self._hasher = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=64)  # <= 4 MiB in flight
+        # (data, length) to hash; a bytearray goes back to the pool once hashed.
+        self._todo: queue.Queue[tuple[bytes | bytearray, int] | None] = queue.Queue(_IN_FLIGHT)
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._buffers = 0
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="zoo-sink", daemon=True)
+        self._thread = threading.Thread(target=self._hash, name="zoo-hash", daemon=True)
         self._thread.start()
         self.size = 0
 
-    def _run(self) -> None:
-        while True:
-            chunk = self._queue.get()
+    def _hash(self) -> None:
+        while (item := self._todo.get()) is not None:
+            data, length = item
             try:
-                if chunk is None:
-                    return
                 if self._error is None:
-                    self._file.write(chunk)
-                    self._hasher.update(chunk)
-            except BaseException as e:  # reported to the reader on its next write
+                    self._hasher.update(memoryview(data)[:length])
+            except BaseException as e:  # reported to the receiver on its next write
                 self._error = e
             finally:
-                self._queue.task_done()
+                if isinstance(data, bytearray):
+                    self._free.put(data)
+                self._todo.task_done()
+        self._todo.task_done()
 
     def _check(self) -> None:
         if self._error is not None:
             raise self._error
 
+    def _append(self, data: bytes | bytearray, length: int) -> None:
+        view = memoryview(data)[:length]
+        while view:  # os.write may write less than asked
+            view = view[os.write(self._fd, view) :]
+        self._todo.put((data, length))  # the hasher never sees bytes the file has not got
+        self.size += length
+
     def write(self, chunk: bytes) -> None:
         self._check()
-        self._queue.put(chunk)
-        self.size += len(chunk)
+        self._append(chunk, len(chunk))
+
+    def receive(self, sock: socket.socket, count: int, timeout: float, report: ProgressFn) -> None:
+        """Read exactly ``count`` more bytes of the body from ``sock``.
+
+        Raises :class:`_Truncated` when the peer closes first, an httpx transport error when
+        the socket fails or times out; either way what did arrive is kept (a retry resumes
+        after it).
+        """
+        import httpx
+
+        sock.settimeout(timeout)
+        left = count
+        while left:
+            self._check()
+            buf = self._buffer()
+            view, got = memoryview(buf), 0
+            want = min(len(buf), left)
+            try:
+                while got < want:
+                    n = sock.recv_into(view[got:want])
+                    if not n:
+                        raise _Truncated(f"the connection closed {left - got} bytes early")
+                    got += n
+            except TimeoutError as e:
+                raise httpx.ReadTimeout(f"timed out: no data for {timeout:g} s") from e
+            except OSError as e:
+                raise httpx.ReadError(str(e)) from e
+            finally:
+                if got:
+                    self._append(buf, got)
+                    report(got)
+                else:
+                    self._free.put(buf)
+            left -= got
+
+    def _buffer(self) -> bytearray:
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            if self._buffers < _IN_FLIGHT:
+                self._buffers += 1
+                return bytearray(_BUFFER)
+            return self._free.get()  # every buffer is queued for the hasher: wait for one
 
     def reset(self) -> None:
         """Discard everything (the server ignored our Range): an empty file, a fresh hash."""
-        self._queue.join()
+        self._todo.join()
         self._check()
-        self._file.seek(0)
-        self._file.truncate()
+        os.ftruncate(self._fd, 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
         self._hasher = hashlib.sha256()
         self.size = 0
 
     def finish(self) -> str:
-        """Wait for the helper, close the file; the sha256 of what was written."""
+        """Wait for the hasher, close the file; the sha256 of what was written."""
         self.close()
         self._check()
         return self._hasher.hexdigest()
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._todo.put(None)
             self._thread.join()
-        self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _download_to(http: Http, file: FileInfo, tmp: Path, progress: ProgressFn | None) -> None:
@@ -241,15 +300,7 @@ def _download_to(http: Http, file: FileInfo, tmp: Path, progress: ProgressFn | N
                         report(-have)
                         if status != 200:
                             raise _Truncated(f"HTTP {status} for bytes={have}-; restarting")
-                    # No chunk_size: a fixed size would buffer, and lose what a drop cuts off.
-                    for chunk in r.iter_bytes():
-                        if sink.size + len(chunk) > file.size:
-                            raise IntegrityError(
-                                f"{file.path}: the server sent more than the {file.size} bytes "
-                                "the hub declared; nothing was kept, try again"
-                            )
-                        sink.write(chunk)
-                        report(len(chunk))
+                    _receive_body(r, sink, file, http.config.read_timeout, report)
                 if sink.size < file.size:
                     raise _Truncated(f"the body ended at byte {sink.size} of {file.size}")
                 break
@@ -274,6 +325,60 @@ def _download_to(http: Http, file: FileInfo, tmp: Path, progress: ProgressFn | N
             "transit or in storage and were not kept; try again, and tell the hub's operator "
             "if it repeats"
         )
+
+
+def _receive_body(
+    r: httpx.Response, sink: _Sink, file: FileInfo, timeout: float, report: ProgressFn
+) -> None:
+    """Append the body of ``r`` to ``sink``.
+
+    httpx hands over each chunk after three copies (h11's buffer, a slice, ``bytes()``) and a
+    fresh allocation; for a big body that costs about as much CPU as curl spends in total. So
+    the first chunk comes through httpx (which empties h11's buffer of whatever arrived with
+    the headers: h11 hands over all it holds, up to Content-Length, as one Data event) and the
+    rest, whose length Content-Length tells, straight from the socket. The connection is then
+    closed rather than reused: httpx never saw the end of that body.
+    """
+    sock = _plain_socket(r)
+    length = r.headers.get("content-length", "")
+    left = int(length) if length.isdigit() else -1  # -1: unknown, httpx reads to the end
+    # No chunk_size: a fixed size would buffer, and lose what a drop cuts off.
+    for chunk in r.iter_bytes():
+        if sink.size + len(chunk) > file.size:
+            raise IntegrityError(
+                f"{file.path}: the server sent more than the {file.size} bytes the hub "
+                "declared; nothing was kept, try again"
+            )
+        sink.write(chunk)
+        report(len(chunk))
+        left -= len(chunk)
+        # Never past the declared size, whatever Content-Length says: the sha256 judges what
+        # came. A body shorter than declared ends early, and the retry resumes after it.
+        want = min(left, file.size - sink.size)
+        if sock is not None and want >= _RAW_MIN:
+            sink.receive(sock, want, timeout, report)
+            return
+
+
+def _plain_socket(r: httpx.Response) -> socket.socket | None:
+    """The socket that carries the body of ``r`` as plain bytes, or None (then httpx reads it).
+
+    Only for an HTTP/1.1 body without content coding; under TLS only when the socket is the
+    SSLSocket itself (TLS through an HTTPS proxy wraps a socket that carries ciphertext).
+    """
+    import ssl
+
+    if r.http_version != "HTTP/1.1" or r.headers.get("content-encoding", "identity") != "identity":
+        return None
+    stream = r.extensions.get("network_stream")
+    if stream is None:
+        return None
+    sock = stream.get_extra_info("socket")
+    if not isinstance(sock, socket.socket):
+        return None
+    if stream.get_extra_info("ssl_object") is not None and not isinstance(sock, ssl.SSLSocket):
+        return None
+    return sock
 
 
 def _range_start(response: httpx.Response) -> int | None:

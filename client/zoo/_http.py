@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import email.utils
 import random
+import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +56,37 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class _LazyTLS(httpx.BaseTransport):
+    """httpx's transport, with its TLS half made on the first https request.
+
+    Loading the CA bundle is most of what making the clients costs (~25 ms, a tenth of
+    `zoo download`'s start-up), and a hub and a store on http:// never need it. http://
+    requests go through a transport whose TLS context trusts no certificate at all, so nothing
+    can ever speak TLS through it unverified; https:// ones through httpx's default context.
+    """
+
+    def __init__(self, limits: httpx.Limits, tls_context: Callable[[], ssl.SSLContext]) -> None:
+        self._limits = limits
+        self._tls_context = tls_context
+        trusts_nothing = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with no CA
+        self._plain = httpx.HTTPTransport(verify=trusts_nothing, limits=limits)
+        self._tls: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "http":
+            return self._plain.handle_request(request)
+        with self._lock:
+            if self._tls is None:
+                self._tls = httpx.HTTPTransport(verify=self._tls_context(), limits=self._limits)
+        return self._tls.handle_request(request)
+
+    def close(self) -> None:
+        self._plain.close()
+        if self._tls is not None:
+            self._tls.close()
+
+
 class Http:
     """The two HTTP clients of a :class:`~zoo.ZooClient`, with its retry policy."""
 
@@ -68,14 +101,27 @@ class Http:
         self._hub = httpx.URL(config.endpoint)
         self._api_path = self._hub.path.rstrip("/") + "/api/"
         common: dict[str, Any] = {"timeout": timeout, "limits": limits, "follow_redirects": False}
-        if transport is not None:
-            common["transport"] = transport
-        else:
-            # One TLS context for both clients: loading the CA bundle costs ~50 ms each time.
-            common["verify"] = httpx.create_ssl_context()
-        self.api = httpx.Client(base_url=f"{config.endpoint}/api/v1", headers=api_headers, **common)
-        self.storage = httpx.Client(headers=headers, **common)
+        self._tls: ssl.SSLContext | None = None
+        self._tls_lock = threading.Lock()
+
+        def transport_or_ours() -> httpx.BaseTransport:
+            return transport if transport is not None else _LazyTLS(limits, self._tls_context)
+
+        self.api = httpx.Client(
+            base_url=f"{config.endpoint}/api/v1",
+            headers=api_headers,
+            transport=transport_or_ours(),
+            **common,
+        )
+        self.storage = httpx.Client(headers=headers, transport=transport_or_ours(), **common)
         self.sleep: Callable[[float], None] = time.sleep  # tests may speed this up
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # One context for both clients, made once: loading the CA bundle is the costly part.
+        with self._tls_lock:
+            if self._tls is None:
+                self._tls = httpx.create_ssl_context()
+            return self._tls
 
     def close(self) -> None:
         self.api.close()

@@ -8,7 +8,6 @@ before the commit aborts the upload, so no half version lingers.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import stubs
 from zoo._cache import hash_file
-from zoo._errors import LocalModelError, ModelExistsError, ZooError
+from zoo._errors import ConflictError, LocalModelError, ModelExistsError, NetworkError, ZooError
 from zoo._types import VersionInfo
 from zoo.layout import InvalidFilePath, validate_file_path
 
 if TYPE_CHECKING:
     from zoo._client import ZooClient
+    from zoo._http import Http
 
 __all__ = ["LocalFile", "publish_folder", "scan_folder", "short_name"]
 
@@ -119,6 +119,7 @@ def publish_folder(
     body = {"files": manifest, "message": message, "meta": dict(meta or {})}
     upload = http.request("POST", f"models/{ns}/{name}/versions", json=body).json()
     upload_id = upload["upload_id"]
+    committing = False
     by_sha = {f.sha256: f.local for f in files}
     report = progress or (lambda n: None)
     try:
@@ -134,15 +135,52 @@ def publish_folder(
                 pool.map(lambda b: _send_blob(client, b, by_sha[b["sha256"]], report), todo)
             )
         multipart = [r for r in results if r is not None]
+        committing = True
         committed = http.request(
             "POST", f"uploads/{upload_id}/commit", json={"multipart": multipart}, retry=False
         ).json()
-    except BaseException:
-        # The original error matters more than a failed abort (the hub expires stale uploads).
-        with contextlib.suppress(ZooError):
-            http.request("DELETE", f"uploads/{upload_id}")
-        raise
+    except BaseException as e:
+        lost_answer = committing and isinstance(e, NetworkError)
+        found = _abort(http, upload_id, ns, name, manifest, lost_answer)
+        if found is None:
+            raise
+        return found
     return VersionInfo.from_json(committed)
+
+
+def _abort(
+    http: Http,
+    upload_id: str,
+    ns: str,
+    name: str,
+    manifest: list[dict[str, Any]],
+    lost_answer: bool,
+) -> VersionInfo | None:
+    """Abort the upload after a failure; the version it made if the commit did go through."""
+    try:
+        http.request("DELETE", f"uploads/{upload_id}")
+    except ConflictError:
+        # The upload is no longer pending: the commit reached the hub and only its answer was
+        # lost (a dropped connection). Report the version it made, rather than a failure that
+        # would make the caller publish the same folder twice.
+        return _committed_version(http, ns, name, manifest) if lost_answer else None
+    except ZooError:
+        pass  # the original error matters more (the hub expires stale uploads)
+    return None
+
+
+def _committed_version(
+    http: Http, ns: str, name: str, manifest: list[dict[str, Any]]
+) -> VersionInfo | None:
+    """The model's latest version if it holds exactly ``manifest``'s files, else None."""
+    try:
+        body = http.request("GET", f"models/{ns}/{name}/versions/latest").json()
+    except ZooError:
+        return None
+    version = VersionInfo.from_json(body)
+    theirs = sorted((f.path, f.size, f.sha256) for f in version.files)
+    ours = sorted((f["path"], f["size"], f["sha256"]) for f in manifest)
+    return version if theirs == ours else None
 
 
 def _send_blob(

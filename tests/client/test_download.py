@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
 import textwrap
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from support.client_helpers import MakeClient, Published, Recorder
+from support.client_helpers import MakeClient, Published, Recorder, publish_model
 from support.faults import Fault, fault_proxy
 from support.hub import Hub
 
@@ -236,3 +238,133 @@ def test_two_processes_download_the_same_model_at_once(
     snap = Path(outs[0][0].decode().strip())
     for f in published.version.files:
         assert hashlib.sha256((snap / f.path).read_bytes()).hexdigest() == f.sha256
+
+
+# -- big bodies: after the first chunk, the client reads the socket itself --------------------
+
+BIG = 8 << 20  # past the 4 MiB after which the client reads the rest of a body off the socket
+ZOO = str(Path(sys.executable).parent / "zoo")
+
+
+@pytest.fixture
+def published_big(hub: Hub, make_client: MakeClient, tmp_path: Path) -> Published:
+    """A version with an 8 MiB file of bytes that never repeat."""
+    writer = make_client(hub.url, token=hub.admin_token, cache=tmp_path / "writer-cache")
+    weights = random.Random(8).randbytes(BIG)
+    return publish_model(hub, writer, tmp_path, {"training/weights.bin": weights})
+
+
+def weights_of(published: Published) -> bytes:
+    return (published.folder / "training/weights.bin").read_bytes()
+
+
+def test_a_big_file_arrives_whole_with_the_expected_requests(
+    hub: Hub, published_big: Published, make_client: MakeClient, tmp_path: Path
+) -> None:
+    cache = tmp_path / "c"
+    rec = Recorder()
+    client = make_client(hub.url, cache=cache, transport=rec)
+    seen: list[int] = []
+    snap = client.download(published_big.stub, progress=seen.append)
+    assert (snap / "training/weights.bin").read_bytes() == weights_of(published_big)
+    assert sum(seen) == sum({f.sha256: f.size for f in published_big.version.files}.values())
+    assert incomplete(cache) == []
+    # Nothing needed a retry: one request per blob (two on S3: the hub's redirect, the store).
+    per_blob = 2 if hub.name == "postgres-s3" else 1
+    files = [r for r in rec.seen if "/files/" in r.url.path or "X-Amz-Signature" in str(r.url)]
+    assert len(files) == per_blob * len({f.sha256 for f in published_big.version.files})
+    # The connections those bodies came on were closed, not reused; the next request works.
+    assert [v["number"] for v in client.list_versions(published_big.stub)] == [1]
+
+
+def test_the_biggest_file_is_fetched_first(
+    hub: Hub, published_big: Published, make_client: MakeClient, tmp_path: Path
+) -> None:
+    # The long transfer starts at once; small files fill the other workers meanwhile.
+    rec = Recorder()
+    client = make_client(hub.url, cache=tmp_path / "c", transport=rec)
+    client.config = client.config.replace(workers=1)  # one at a time: the order shows
+    client.download(published_big.stub)
+    fetched = [r.url.path for r in rec.seen if "/files/" in r.url.path]
+    assert fetched[0].endswith("/files/training/weights.bin"), fetched
+    assert len(fetched) == len({f.sha256 for f in published_big.version.files})
+
+
+def test_a_corrupted_byte_deep_in_a_big_body_is_detected_and_nothing_is_kept(
+    hub: Hub, published_big: Published, make_client: MakeClient, tmp_path: Path
+) -> None:
+    cache = tmp_path / "c"
+    with fault_proxy(hub.url) as proxy:
+        proxy.add(Fault("corrupt", match="", after=5_000_001))
+        client = make_client(proxy.url, cache=cache)
+        with pytest.raises(zoo.IntegrityError, match="corrupted"):
+            client.download_file(published_big.stub, "training/weights.bin")
+    assert blobs_of(cache) == [] and incomplete(cache) == []
+    snap = cache / "snapshots" / published_big.namespace / published_big.version.name / "1"
+    assert not (snap / "training/weights.bin").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "after", "extra", "second_range"),
+    [
+        pytest.param("drop", 5_000_000, 0, "bytes=5000000-", id="drop"),
+        # Content-Length 100 kB short: the body ends early; the rest comes on a resume.
+        pytest.param("wrong_length", 0, -100_000, f"bytes={BIG - 100_000}-", id="short"),
+        # Content-Length 100 kB too long: the client reads the declared size, no more.
+        pytest.param("wrong_length", 0, 100_000, None, id="long"),
+    ],
+)
+def test_a_big_body_cut_or_mislabelled_resumes_and_ends_verified(
+    hub: Hub,
+    published_big: Published,
+    make_client: MakeClient,
+    tmp_path: Path,
+    kind: str,
+    after: int,
+    extra: int,
+    second_range: str | None,
+) -> None:
+    # A fresh Fault per run: one made at collection would be spent by the first hub's run.
+    fault = Fault(kind, match="", after=after, extra=extra)
+    cache = tmp_path / "c"
+    with fault_proxy(hub.url) as proxy:
+        proxy.add(fault)
+        client = make_client(proxy.url, cache=cache)
+        path = client.download_file(published_big.stub, "training/weights.bin")
+        ranges = [r.headers.get("range") for r in proxy.bytes_requests()]
+    assert fault.fired.is_set()
+    assert path.read_bytes() == weights_of(published_big)
+    per_attempt = 2 if hub.name == "postgres-s3" else 1
+    expected = [None] + ([second_range] if second_range else [])
+    assert ranges == [r for r in expected for _ in range(per_attempt)]
+    assert incomplete(cache) == []
+
+
+def test_an_interrupted_download_leaves_no_visible_file(
+    hub: Hub, published_big: Published, tmp_path: Path
+) -> None:
+    cache = tmp_path / "c"
+    with fault_proxy(hub.url) as proxy:
+        # 3 MB arrive, then the link goes quiet: the command is killed mid-body (Ctrl-C).
+        stall = Fault("stall", match="", after=3_000_000, delay=30)
+        proxy.add(stall)
+        env = {**os.environ, "ZOO_ENDPOINT": proxy.url, "ZOO_CACHE": str(cache)}
+        args = [ZOO, "download", published_big.stub, "--include", "training/*", "--quiet"]
+        with subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as proc:
+            try:
+                # Interrupt once 2 MB are on disk (the rest of the 3 MB may sit in a buffer).
+                deadline = time.monotonic() + 30
+                while sum(p.stat().st_size for p in incomplete(cache)) < 2_000_000:
+                    assert proc.poll() is None and time.monotonic() < deadline, proc.poll()
+                    time.sleep(0.02)
+                proc.send_signal(signal.SIGINT)
+                _, err = proc.communicate(timeout=30)
+            finally:
+                proc.kill()
+    assert proc.returncode == 130, err.decode()
+    assert "nothing partial was kept" in err.decode()
+    assert blobs_of(cache) == [] and incomplete(cache) == []
+    snap = cache / "snapshots" / published_big.namespace / published_big.version.name / "1"
+    assert not (snap / "training/weights.bin").exists()

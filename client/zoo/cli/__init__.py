@@ -1,25 +1,42 @@
-"""The ``zoo`` command."""
+"""The ``zoo`` command.
+
+Start-up time is part of every command's time (``zoo download`` is benchmarked against curl),
+so :func:`main` imports only the module of the command it runs: ``zoo download`` never loads
+rich tables, the analysis code or the server package. ``app``, the whole command with every
+subcommand (for ``--help``, tests and typer's CliRunner), is built on first access.
+"""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
+import types
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import typer
 
-from zoo.cli import analyze, auth, benchmark, cache, demo, download, publish, search, verify
 from zoo.cli._common import Options
 
-app = typer.Typer(
-    name="zoo",
-    help="OpenZoo: find, download, verify and publish optimized models.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
+# Subcommand -> (module under zoo.cli, attribute, whether it is a group), in --help order.
+_COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "search": ("search", "search", False),
+    "info": ("search", "info", False),
+    "download": ("download", "download", False),
+    "publish": ("publish", "publish", False),
+    "alias": ("publish", "alias", False),
+    "login": ("auth", "login", False),
+    "logout": ("auth", "logout", False),
+    "cache": ("cache", "cache_app", True),
+    "analyze": ("analyze", "analyze", False),
+    "benchmark": ("benchmark", "benchmark", False),
+    "verify": ("verify", "verify", False),
+    "demo": ("demo", "demo_app", True),
+}
+_SERVER_COMMANDS = frozenset({"serve", "admin"})
 
 
-@app.callback()
 def _global_options(
     ctx: typer.Context,
     endpoint: Annotated[
@@ -33,48 +50,105 @@ def _global_options(
     ctx.obj = Options(endpoint=endpoint, offline=offline or None)
 
 
-app.command("search")(search.search)
-app.command("info")(search.info)
-app.command("download")(download.download)
-app.command("publish")(publish.publish)
-app.command("alias")(publish.alias)
-app.command("login")(auth.login)
-app.command("logout")(auth.logout)
-app.add_typer(cache.cache_app, name="cache")
-app.command("analyze")(analyze.analyze)
-app.command("benchmark")(benchmark.benchmark)
-app.command("verify")(verify.verify)
-app.add_typer(demo.demo_app, name="demo")
+def build_app(commands: Iterable[str] | None = None) -> typer.Typer:
+    """The ``zoo`` command with the given subcommands (all of them by default), importing
+    only their modules."""
+    wanted = set(_COMMANDS if commands is None else commands)
+    names = [c for c in _COMMANDS if c in wanted]
+    built = typer.Typer(
+        name="zoo",
+        help="OpenZoo: find, download, verify and publish optimized models.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    built.callback()(_global_options)
+    for name in names:
+        module, attribute, group = _COMMANDS[name]
+        target = getattr(importlib.import_module(f"zoo.cli.{module}"), attribute)
+        if group:
+            built.add_typer(target, name=name)
+        else:
+            built.command(name)(target)
+    return built
 
 
-_SERVER_COMMANDS = frozenset({"serve", "admin"})
-_mounted = False
+_app: typer.Typer | None = None
 
 
-def mount_server_commands() -> bool:
-    """Add ``zoo serve`` and ``zoo admin`` where the server extra is installed
-    (``pip install 'openzoo[server]'``); True if they are there."""
-    global _mounted
-    if _mounted:
+def __getattr__(name: str) -> typer.Typer:
+    # ``from zoo.cli import app``: the full command, built once, on first use.
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _app is None:
+        _app = build_app()
+    return _app
+
+
+def mount_server_commands(target: typer.Typer | None = None) -> bool:
+    """Add ``zoo serve`` and ``zoo admin`` (to ``app`` by default) where the server extra is
+    installed (``pip install 'openzoo[server]'``); True if they are there."""
+    target = target if target is not None else __getattr__("app")
+    if any(c.name == "serve" for c in target.registered_commands):
         return True
     try:
         server: Any = importlib.import_module("app.cli")
     except ImportError:
         return False
-    app.command("serve")(server.serve)
-    app.add_typer(server.admin_app, name="admin")
-    _mounted = True
+    target.command("serve")(server.serve)
+    target.add_typer(server.admin_app, name="admin")
     return True
+
+
+def _command_name(args: list[str]) -> str | None:
+    """The subcommand ``args`` run (what follows the global options), if any."""
+    i = 0
+    while i < len(args):
+        if args[i] == "--endpoint":
+            i += 2
+        elif args[i] == "--offline" or args[i].startswith("--endpoint="):
+            i += 1
+        else:
+            return args[i]
+    return None
+
+
+def _skip_httpx_cli() -> None:
+    """Keep ``import httpx`` from importing httpx's own command-line tool.
+
+    httpx's ``__init__`` imports ``httpx._main`` (click, rich, pygments: ~90 ms, as much as
+    the rest of httpx) whenever those happen to be installed, and falls back to a stub on
+    ImportError. A placeholder module without ``main`` takes that documented fallback. Only
+    in the `zoo` process, which never runs httpx's CLI; a library user's imports are untouched.
+    """
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", types.ModuleType("httpx._main"))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``zoo`` console script."""
     args = sys.argv[1:] if argv is None else argv
-    # The server package costs seconds to import (FastAPI, SQLAlchemy, boto3): only the server
-    # commands and the top-level command list pay for it, never `zoo download`.
-    if not args or set(args) & _SERVER_COMMANDS or args[0] in ("--help", "-h"):
-        mount_server_commands()
-    app(args=args)
+    name = _command_name(args)
+    if name in _COMMANDS:
+        _skip_httpx_cli()
+        command = build_app([name])
+    elif name in _SERVER_COMMANDS:
+        # The server package costs seconds to import (FastAPI, SQLAlchemy, boto3): only the
+        # server commands and the full command list pay for it.
+        command = build_app([])
+        mount_server_commands(command)
+    else:  # no command, --help, a typo: the full list (and typer's "did you mean")
+        command = __getattr__("app")
+        if name is None or name in ("--help", "-h"):
+            mount_server_commands(command)
+    try:
+        command(args=args)
+    finally:
+        # On exit the interpreter runs full collections over every object of every module it
+        # imported (typer brings pydantic): ~50 ms, a fifth of `zoo download`'s start-up. What
+        # is alive then goes with the process: freeze it out of those passes. atexit handlers
+        # and flushing still run; the commands close what they open (with blocks).
+        gc.freeze()
 
 
-__all__ = ["app", "main", "mount_server_commands"]
+__all__ = ["app", "build_app", "main", "mount_server_commands"]

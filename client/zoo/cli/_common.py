@@ -7,37 +7,44 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from zoo._client import ZooClient
 from zoo._config import ZooConfig
 from zoo._errors import InvalidStubError, ModelNotFoundError, ZooError
 
+# Also ``out`` and ``err``, made on first use (see ``__getattr__``).
 __all__ = [
     "Options",
     "byte_progress",
     "client",
-    "err",
     "fail_on_errors",
     "human",
-    "out",
     "print_json",
 ]
 
-err = Console(stderr=True)
-# Piped output is read by tools (grep, awk): do not wrap it at 80 columns the way rich would.
-out = Console() if sys.stdout.isatty() else Console(width=240)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_consoles: dict[str, Console] = {}
+
+
+def __getattr__(name: str) -> Console:
+    # ``out`` (stdout) and ``err`` (stderr), rich consoles made on first use: importing rich
+    # costs more start-up time than `zoo download --quiet` spends printing.
+    if name not in ("out", "err"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _consoles:
+        from rich.console import Console
+
+        if name == "err":
+            _consoles[name] = Console(stderr=True)
+        else:
+            # Piped output is read by tools (grep, awk): no wrapping at 80 columns.
+            _consoles[name] = Console() if sys.stdout.isatty() else Console(width=240)
+    return _consoles[name]
 
 
 @dataclass
@@ -63,13 +70,14 @@ def fail_on_errors() -> Iterator[None]:
     except InvalidStubError as e:
         raise typer.BadParameter(str(e), param_hint="STUB") from e
     except ZooError as e:
+        err = __getattr__("err")
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         shown = isinstance(e, ModelNotFoundError) and any(s in str(e) for s in e.suggestions)
         if isinstance(e, ModelNotFoundError) and e.suggestions and not shown:
             err.print("did you mean: " + ", ".join(e.suggestions), highlight=False)
         raise typer.Exit(1) from e
     except KeyboardInterrupt:
-        err.print("interrupted; nothing partial was kept in the cache")
+        __getattr__("err").print("interrupted; nothing partial was kept in the cache")
         raise typer.Exit(130) from None
 
 
@@ -84,13 +92,22 @@ def byte_progress(enabled: bool, description: str, total: int) -> Iterator[Calla
     if not enabled:
         yield lambda n: None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(binary_units=True),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=__getattr__("err"),
         transient=False,
     ) as bar:
         task = bar.add_task(description, total=total)

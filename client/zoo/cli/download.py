@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from zoo.cli import _common
 from zoo.cli._common import (
     byte_progress,
     client,
     fail_on_errors,
     human,
-    out,
     print_json,
     show_progress,
 )
@@ -55,6 +56,7 @@ def download(
                     {"stub": plan.version.stub, "files": rows, "fetch_bytes": plan.fetch_bytes}
                 )
                 return
+            out = _common.out  # rich is imported here, not for every download
             for r in rows:
                 state = "cached" if r["cached"] else "fetch "
                 size = human(float(str(r["size"])))
@@ -78,4 +80,4 @@ def download(
             {"stub": plan.version.stub, "path": str(path), "fetched_bytes": plan.fetch_bytes}
         )
     else:
-        out.print(str(path), highlight=False, soft_wrap=True)
+        sys.stdout.write(f"{path}\n")  # a path as it is: no rich markup, wrapping or emoji
