@@ -43,6 +43,9 @@ class ZooConfig:
     # Never infinite: connect fast, allow slow reads of big files on busy stores.
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    # A download must average this many bytes/s over each read_timeout window (a trickling
+    # server answers inside every read timeout and would otherwise never be cut off).
+    min_speed: float = 1024.0
     max_retries: int = 5
     backoff_base: float = 0.5
     max_retry_after: float = 60.0  # a longer Retry-After fails at once instead of hanging

@@ -14,6 +14,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ _IN_FLIGHT = 8  # hand-offs waiting for the hasher at most: 8 MiB of reusable bu
 # Not less: that connection is closed afterwards, and a new one (a TLS handshake to a remote
 # store) must stay cheap next to the bytes it saves copying.
 _RAW_MIN = 4 << 20
+
+
+class _TooSlow(Exception):
+    """The body arrives, but slower than the configured floor (a trickling server)."""
 
 
 class _Truncated(Exception):
@@ -163,7 +168,11 @@ class _Sink:
     hasher as they are: no bytes object per chunk, no copy in Python on the way.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, min_speed: float = 0.0, window: float = 60.0) -> None:
+        # A server that trickles a byte just inside every read timeout would never time out;
+        # so the bytes of each ``window`` seconds must average ``min_speed`` bytes/s too.
+        self._min_speed, self._window = min_speed, window
+        self.start_window()
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)  # Windows
         self._fd = os.open(path, flags, 0o600)
         self._hasher = hashlib.sha256()
@@ -194,12 +203,29 @@ class _Sink:
         if self._error is not None:
             raise self._error
 
+    def start_window(self) -> None:
+        """Start measuring the speed afresh (a new request)."""
+        self._window_start, self._window_bytes = time.monotonic(), 0
+
+    def _check_speed(self, length: int) -> None:
+        self._window_bytes += length
+        elapsed = time.monotonic() - self._window_start
+        if elapsed < self._window:
+            return
+        if self._window_bytes < self._min_speed * elapsed:
+            raise _TooSlow(
+                f"only {self._window_bytes} bytes in {elapsed:.0f} s, below the floor of "
+                f"{self._min_speed:g} bytes/s (ZooConfig.min_speed)"
+            )
+        self.start_window()
+
     def _append(self, data: bytes | bytearray, length: int) -> None:
         view = memoryview(data)[:length]
         while view:  # os.write may write less than asked
             view = view[os.write(self._fd, view) :]
         self._todo.put((data, length))  # the hasher never sees bytes the file has not got
         self.size += length
+        self._check_speed(length)  # after: what came is kept, and a retry resumes after it
 
     def write(self, chunk: bytes) -> None:
         self._check()
@@ -276,12 +302,14 @@ def _download_to(http: Http, file: FileInfo, tmp: Path, progress: ProgressFn | N
     import httpx
 
     report = progress or (lambda n: None)
-    sink = _Sink(tmp)
+    cfg = http.config
+    sink = _Sink(tmp, cfg.min_speed, cfg.read_timeout)
     attempt = 0
     try:
         while True:
             have = sink.size
             headers = {"Range": f"bytes={have}-"} if have else {}
+            sink.start_window()
             try:
                 with http.stream_get(file.url, headers) as r:
                     status = r.status_code
@@ -304,9 +332,11 @@ def _download_to(http: Http, file: FileInfo, tmp: Path, progress: ProgressFn | N
                 if sink.size < file.size:
                     raise _Truncated(f"the body ended at byte {sink.size} of {file.size}")
                 break
-            except (httpx.TransportError, _Truncated) as e:
-                if sink.size > have:
-                    attempt = 0  # progress was made: this is a flaky link, not a dead one
+            except (httpx.TransportError, _Truncated, _TooSlow) as e:
+                if sink.size > have and not isinstance(e, _TooSlow):
+                    # Progress was made: a flaky link, not a dead one. Not so for a trickle,
+                    # which makes progress too, but would keep the caller waiting for ever.
+                    attempt = 0
                 if attempt >= http.config.max_retries:
                     raise NetworkError(
                         f"downloading {file.path} failed after {attempt + 1} attempts at byte "

@@ -181,6 +181,29 @@ def test_a_download_that_keeps_stalling_fails_with_a_clear_error_and_keeps_nothi
     assert assert_cache_sound(cache) == 0
 
 
+@pytest.mark.timeout(90)
+def test_a_trickling_download_is_cut_off_by_the_speed_floor(
+    hub: Hub, published: Published, tmp_path: Path, clients: list[ZooClient]
+) -> None:
+    """A server that answers a little inside every read timeout never times out a read; the
+    speed floor ends each attempt after one window, and the trickle's progress does not
+    reset the retry count (it would never end otherwise)."""
+    cache = tmp_path / "c"
+    with fault_proxy(hub.url) as proxy:
+        c = client(proxy.url, cache, clients, min_speed=100_000.0)
+        c.resolve(published.stub)
+        # 2 kB/s in 200-byte steps every 0.1 s: each read waits far less than READ_TIMEOUT.
+        proxy.add(Fault("slow", match="", method="GET", rate=2000, times=100))
+        start = time.monotonic()
+        with pytest.raises(NetworkError) as err:
+            c.download(published.stub, include=["training/weights.bin"])
+        elapsed = time.monotonic() - start
+    assert "below the floor" in str(err.value), err.value
+    # Three attempts (max_retries=2) of one READ_TIMEOUT window each, plus back-off.
+    assert elapsed < 3 * READ_TIMEOUT + 15, elapsed
+    assert assert_cache_sound(cache) == 0
+
+
 # -- uploads -----------------------------------------------------------------------------------
 
 
