@@ -10,6 +10,8 @@ on a shared machine, trust the ratio more than either throughput.
     python bench/runtime.py --quick                      # 90% sparse + dense, batch 1
     python bench/runtime.py --models mlp --sparsity 0,0.8,0.9,0.95 --batches 1,64
     python bench/runtime.py --kernels --batches 1,64     # per-layer kernel numbers
+    python bench/runtime.py --models resnet50 --sparsity 0.9 --batches 1 --rounds 15 --min-time 0.1
+    python bench/runtime.py --threads 1 --cpu-time ...   # steadiest on a shared machine
 
 Never run by the test suite.
 """
@@ -17,6 +19,7 @@ Never run by the test suite.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -74,12 +77,17 @@ def _build(name: str, sparsity: float, quick: bool) -> Case:
     return Case(name, sparsity, model.SerializeToString(), feeds)
 
 
+ORT_SPIN = [True]  # --ort-no-spin: onnxruntime's workers block instead of spinning
+
+
 def _ort_session(data: bytes, threads: int) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3  # not the "unused initializer" warnings of the built models
+    if not ORT_SPIN[0]:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
@@ -146,23 +154,28 @@ def bench_models(args: argparse.Namespace) -> list[tuple[Any, ...]]:
                 )
                 t_ort, t_zoo = statistics.median(ort_t), statistics.median(zoo_t)
                 ratio = median_ratio(ort_t, zoo_t)
-                rows.append((name, sp, b, b / t_ort, b / t_zoo, ratio, diff, plan_s))
+                load = os.getloadavg()[0]
+                rows.append((name, sp, b, b / t_ort, b / t_zoo, ratio, diff, plan_s, load))
                 _print_row(rows[-1])
     return rows
 
 
 def _print_row(r: tuple[Any, ...]) -> None:
-    name, sp, b, ort_ips, zoo_ips, ratio, diff, plan_s = r
+    name, sp, b, ort_ips, zoo_ips, ratio, diff, plan_s, load = r
     print(
         f"{name:9s} {sp:8.2f} {b:5d} {ort_ips:12.1f} {zoo_ips:12.1f} {ratio:7.2f}x"
-        f" {diff:10.1e} {plan_s:7.1f}",
+        f" {diff:10.1e} {plan_s:7.1f} {load:5.1f}",
         flush=True,
     )
 
 
+# load: the 1-minute load average after the row. Above the thread count other processes
+# compete for the cores: onnxruntime's spinning workers then lose far more than zoo's
+# blocking ones (ResNet-50 at 2 threads: 25 -> 5 items/s at load 6), and the 2-thread
+# ratio flatters zoo; ``--threads 1 --cpu-time`` or ``--ort-no-spin`` are steadier then.
 HEADER = (
     f"{'model':9s} {'sparsity':>8s} {'batch':>5s} {'ORT items/s':>12s} {'zoo items/s':>12s}"
-    f" {'ratio':>8s} {'rel diff':>10s} {'plan s':>7s}"
+    f" {'ratio':>8s} {'rel diff':>10s} {'plan s':>7s} {'load':>5s}"
 )
 
 
@@ -191,7 +204,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="time with the process CPU clock (needs --threads 1): on a shared machine it\n"
         "counts only this process's work, where wall time also counts other processes'",
     )
+    p.add_argument(
+        "--ort-no-spin",
+        action="store_true",
+        help="onnxruntime's intra-op workers block instead of spinning between ops\n"
+        "(session.intra_op.allow_spinning=0), as zoo's do: fairer on a loaded machine",
+    )
     args = p.parse_args(argv)
+    ORT_SPIN[0] = not args.ort_no_spin
     if args.cpu_time:
         if args.threads != 1:
             raise SystemExit("--cpu-time needs --threads 1 (CPU time adds up the threads)")

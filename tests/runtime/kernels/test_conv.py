@@ -75,7 +75,7 @@ def test_activation_fused(act: Activation | None, sparse: bool) -> None:
 
 
 def test_kernel_choice() -> None:
-    _, w, b, kw = _case(CASES[3], 0.0)
+    _, w, b, kw = _case(CASES[5], 0.0)  # 3x3 stride 2
     assert plan_conv2d(w, b, **kw).kind == "dense-im2col"
     assert (
         plan_conv2d(prune(w, 0.95, np.random.default_rng(0)), b, **kw).kind == "sparse-direct-conv"
@@ -83,6 +83,8 @@ def test_kernel_choice() -> None:
     assert plan_conv2d(prune(w, 0.95, np.random.default_rng(0)), b, sparse=False, **kw).kind == (
         "dense-im2col"
     )
+    _, w, b, kw = _case(CASES[3], 0.0)  # 3x3 stride 1: Winograd F(2x2, 3x3)
+    assert plan_conv2d(w, b, **kw).kind == "dense-winograd"
     _, w, b, kw = _case(CASES[10], 0.0)
     assert plan_conv2d(w, b, **kw).kind == "dense-direct-conv"
 

@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from runtime.kernels._reference import prune
-from zoo.runtime.kernels import plan_conv2d
+from zoo.runtime.kernels import Activation, plan_conv2d
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -56,3 +56,42 @@ def test_matches_onnxruntime(xs, ws, strides, pads, dil, group, sparsity: float)
     for sparse in (True, False):
         f = plan_conv2d(w, b, strides=strides, pads=pads, dilations=dil, group=group, sparse=sparse)
         np.testing.assert_allclose(f(x), ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("xs", "cout", "pads"),
+    [
+        ((1, 16, 14, 14), 24, (1, 1, 1, 1)),  # batch 1: transforms and GEMMs over all threads
+        ((3, 5, 17, 12), 7, (0, 2, 1, 0)),  # odd output sizes: partial tiles, a batch
+        ((2, 3, 15, 15), 4, (2, 2, 2, 2)),  # pads of 2: whole tiles of padding
+        ((1, 8, 9, 9), 8, (0, 0, 0, 0)),  # no padding, odd output
+        ((1, 4, 6, 6), 4, (1, 1, 1, 1)),  # 9 tiles: below _winograd.MIN_TILES, im2col
+    ],
+)
+@pytest.mark.parametrize("act", [None, "relu"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_winograd_matches_onnxruntime(xs, cout, pads, act, residual) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(xs) * 4).astype(np.float32)
+    w = rng.standard_normal((cout, xs[1], 3, 3)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    ref = _ort_conv(x, w, b, pads=list(pads))
+    r = rng.standard_normal(ref.shape).astype(np.float32) if residual else None
+    if r is not None:
+        ref = ref + r
+    if act == "relu":
+        ref = np.maximum(ref, 0)
+    f = plan_conv2d(
+        w,
+        b,
+        strides=(1, 1),
+        pads=pads,
+        dilations=(1, 1),
+        group=1,
+        activation=None if act is None else Activation(act),
+        sparse=False,
+    )
+    assert f.kind == "dense-winograd"
+    for _ in range(2):  # the second call reuses the transform buffers
+        got = f(x, r)
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))

@@ -133,7 +133,7 @@ def test_random_shapes(m: int, k: int, n: int, sparsity: float, act: Activation 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("m", [1, 3, 64])
 def test_dense_gemm_split_over_threads(threads: int, m: int) -> None:
-    # 1500 x 1500: large enough to split - columns for few rows, rows for many
+    # 1500 x 1500: large enough to split - slices of K for few rows, rows for many
     w, b = _layer(1500, 1501, 0.0)
     x = _x(m, 1500) * 0.1
     try:

@@ -8,13 +8,16 @@ callable that only computes (always into a fresh array). Its ``.kind`` says whic
 ``sparse-csr-b1``      linear, batch < 3: CSR dot products, uint16 indices (``_sparse_linear``)
 ``sparse-csr-batched`` linear, batch >= 3: CSR x register tile of 64 batch columns
 ``dense-im2col``       conv: im2col + sgemm per image (1x1 stride 1: no im2col) (``_dense``)
+``dense-winograd``     conv 3x3 stride 1, dense: Winograd F(2x2, 3x3), 16 sgemms with 2.25x
+                       fewer multiply-adds; im2col below 32 output tiles (``_winograd``)
 ``sparse-direct-conv`` conv: direct, zero weights skipped, 64 output positions per register
                        tile, strides / dilations / groups / depthwise (``_direct_conv``)
 ``dense-direct-conv``  depthwise conv with dense weights: the direct kernel, zeros kept
 =====================  =====================================================================
 
 ``maxpool2d`` (float32 MaxPool without padded copies), ``erf_f32`` and ``gelu_f32`` (one
-pass each) are the unweighted kernels.
+pass each), ``softmax_rows`` and ``layer_norm_rows`` (last axis, one pass per row) are the
+unweighted kernels.
 Outputs come from ``empty``: inside ``recycling(pool)`` (as ``InferenceSession.run``
 does) a released intermediate of the same shape is reused instead of a new mapping.
 
@@ -34,6 +37,7 @@ from ._buffers import BufferPool, empty, recycling
 from ._erf import erf_f32, gelu_f32
 from ._maxpool import maxpool2d
 from ._plan import plan_conv2d, plan_linear
+from ._rowwise import layer_norm_rows, softmax_rows
 from ._threads import set_threads
 from ._types import Kernel
 
@@ -44,9 +48,11 @@ __all__ = [
     "empty",
     "erf_f32",
     "gelu_f32",
+    "layer_norm_rows",
     "maxpool2d",
     "plan_conv2d",
     "plan_linear",
     "recycling",
     "set_threads",
+    "softmax_rows",
 ]

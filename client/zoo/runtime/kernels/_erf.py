@@ -2,9 +2,12 @@
 
 Why: ``math.erf`` through a numba ufunc cost 40 ns per element, GELU's Erf alone was 11% of
 a 90%-sparse BERT-base run at batch 1, and torch's GELU pattern (Div, Erf, Add, Mul, Mul)
-made five passes over the (seq, 3072) activations. Here erf is Abramowitz & Stegun 7.1.26,
-evaluated in float32: absolute error below 1e-6 (float32 rounding of the 1.5e-7 formula),
-about 3x faster than ``math.erf``, and GELU is one pass.
+made five passes over the (seq, 3072) activations. Here erf is the odd rational
+approximation x * P(x^2) / Q(x^2) on [-4, 4] (Eigen's / XLA's ``fast_erf`` coefficients;
+beyond 4, erf is +-1 in float32): absolute error below 5e-7 against ``math.erf``, and only
+multiply-adds and one division, which LLVM vectorizes - the earlier Abramowitz & Stegun
+form called the scalar ``expf`` per element (GELU of BERT's (128, 3072): 1.33 ms -> 0.16 ms
+measured here), and GELU is one pass.
 """
 
 from __future__ import annotations
@@ -14,9 +17,32 @@ import numpy as np
 from ._buffers import empty
 from ._numba_env import FASTMATH, numba
 
-_P = np.float32(0.3275911)
-_A1, _A2, _A3 = np.float32(0.254829592), np.float32(-0.284496736), np.float32(1.421413741)
-_A4, _A5 = np.float32(-1.453152027), np.float32(1.061405429)
+# numerator (odd powers 1..13) and denominator (even powers 0..8), lowest power first
+_A = tuple(
+    np.float32(v)
+    for v in (
+        -1.60960333262415e-02,
+        -2.95459980854025e-03,
+        -7.34990630326855e-04,
+        -5.69250639462346e-05,
+        -2.10102402082508e-06,
+        2.77068142495902e-08,
+        -2.72614225801306e-10,
+    )
+)
+_B = tuple(
+    np.float32(v)
+    for v in (
+        -1.42647390514189e-02,
+        -7.37332916720468e-03,
+        -1.68282697438203e-03,
+        -2.13374055278905e-04,
+        -1.45660718464996e-05,
+    )
+)
+_A0, _A1, _A2, _A3, _A4, _A5, _A6 = _A
+_B0, _B1, _B2, _B3, _B4 = _B
+_FOUR = np.float32(4.0)
 _SQRT_HALF = np.float32(0.7071067811865476)
 
 SERIAL_MAX = 1 << 15  # elements below which a parallel launch costs more than it saves
@@ -24,13 +50,13 @@ SERIAL_MAX = 1 << 15  # elements below which a parallel launch costs more than i
 
 @numba.njit(inline="always", fastmath=FASTMATH)
 def _erf32(v):  # type: ignore[no-untyped-def]
-    ax = abs(v)
-    t = np.float32(1.0) / (np.float32(1.0) + _P * ax)
-    poly = ((((_A5 * t + _A4) * t + _A3) * t + _A2) * t + _A1) * t
-    r = np.float32(1.0) - poly * np.exp(-ax * ax)
-    if v != v:  # NaN in, NaN out: the sign test below would turn it into -r
-        return v
-    return r if v >= 0 else -r
+    x = v if v < _FOUR else _FOUR  # selects, not branches: the loop stays vectorizable
+    x = x if x > -_FOUR else -_FOUR
+    x2 = x * x
+    p = (((((_A6 * x2 + _A5) * x2 + _A4) * x2 + _A3) * x2 + _A2) * x2 + _A1) * x2 + _A0
+    q = (((_B4 * x2 + _B3) * x2 + _B2) * x2 + _B1) * x2 + _B0
+    r = x * p / q
+    return r if v == v else v  # NaN in, NaN out (the clamps above would give +-1)
 
 
 _SIG = "void(float32[::1], float32[::1])"

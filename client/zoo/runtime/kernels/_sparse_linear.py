@@ -38,20 +38,39 @@ SERIAL_MAX_WORK = 1 << 17
 # 10.3 / 11.5 ms; 768x3072 at M = 128 2.7 / 3.3 / 2.6 / 2.3 ms). Prefetching xT rows helps more.
 
 
-@numba.njit("void(float32[:, ::1], float32[:, ::1])", parallel=True, cache=True, nogil=True)
-def _transpose_into(x, xt):  # type: ignore[no-untyped-def]
-    # xt[:C, :R] = x[:R, :C].T, R and C clipped to both shapes; the rest of xt is left as it
-    # is. 8x8 tiles: a 64-row column of writes 12-16 KB apart maps to one L1 set and thrashed
-    # (a naive 64x64 blocking took 3x longer on (3072, 128)).
-    rr = min(x.shape[0], xt.shape[1])
-    c = min(x.shape[1], xt.shape[0])
-    for cb in numba.prange((c + 63) // 64):
-        for r0 in range(0, rr, 8):
-            r1 = min(rr, r0 + 8)
-            for c0 in range(cb * 64, min(c, cb * 64 + 64), 8):
-                for j in range(c0, min(c, c0 + 8)):
-                    for i in range(r0, r1):
-                        xt[j, i] = x[i, j]
+with slp_vectorize():
+
+    @numba.njit("void(float32[:, ::1], float32[:, ::1])", parallel=True, cache=True, nogil=True)
+    def _transpose_into(x, xt):  # type: ignore[no-untyped-def]
+        # xt[:C, :R] = x[:R, :C].T, R and C clipped to both shapes; the rest of xt is left
+        # as it is. 8x8 blocks with the eight stores of a source row spelled out, so that the
+        # SLP vectorizer turns a block into shuffles: 2.2x faster than the scalar 8x8 loops
+        # before (1 thread: (64, 4096) 0.30 -> 0.13 ms, (128, 3072) 0.44 -> 0.20 ms); a
+        # 64-row column of writes 12-16 KB apart maps to one L1 set, hence the small blocks.
+        rr = min(x.shape[0], xt.shape[1])
+        c = min(x.shape[1], xt.shape[0])
+        r8 = rr // 8 * 8
+        c8 = c // 8 * 8
+        for cb in numba.prange(c8 // 8):
+            j = cb * 8
+            for i in range(0, r8, 8):
+                for a in range(8):
+                    xa = x[i + a]
+                    ia = i + a
+                    xt[j, ia] = xa[j]
+                    xt[j + 1, ia] = xa[j + 1]
+                    xt[j + 2, ia] = xa[j + 2]
+                    xt[j + 3, ia] = xa[j + 3]
+                    xt[j + 4, ia] = xa[j + 4]
+                    xt[j + 5, ia] = xa[j + 5]
+                    xt[j + 6, ia] = xa[j + 6]
+                    xt[j + 7, ia] = xa[j + 7]
+        for j in range(c8, c):  # the edges: columns past the last full block
+            for i in range(rr):
+                xt[j, i] = x[i, j]
+        for j in range(c8):  # and rows past it
+            for i in range(r8, rr):
+                xt[j, i] = x[i, j]
 
 
 class CSR:

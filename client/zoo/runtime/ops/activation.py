@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.runtime.kernels import empty, erf_f32, gelu_f32
+from zoo.runtime.kernels import empty, erf_f32, gelu_f32, softmax_rows
 from zoo.runtime.registry import Array, OpRun, register
 
 _erf_ufunc: Callable[[Array], Array] | None = None
@@ -215,6 +215,10 @@ class Clip11(_ClipBase):
 
 def _softmax(x: Array, axis: int, log: bool) -> Array:
     # (…, axis, …): subtract the max for stability, normalise along axis.
+    if x.dtype == np.float32 and x.ndim and axis in (-1, x.ndim - 1) and x.shape[-1]:
+        # the last axis of a float32 array: one pass per row (kernels/_rowwise.py)
+        rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+        return softmax_rows(rows, log).reshape(x.shape)
     shifted = x - np.max(x, axis=axis, keepdims=True)
     e = np.exp(shifted)
     s = np.sum(e, axis=axis, keepdims=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoo.runtime.kernels import layer_norm_rows
 from zoo.runtime.registry import Array, OpRun, register
 
 
@@ -57,6 +58,22 @@ class LayerNormalization(OpRun):
         axis = axis + x.ndim if axis < 0 else axis
         eps = float(self.attr("epsilon", 1e-5))
         axes = tuple(range(axis, x.ndim))
+        d = int(np.prod(x.shape[axis:], dtype=np.int64))
+        if (
+            x.dtype == np.float32
+            and d > 0
+            and scale.dtype == np.float32
+            and scale.size == d
+            and (b is None or (b.dtype == np.float32 and b.size == d))
+        ):  # statistics in float32 either way: one pass per row (kernels/_rowwise.py)
+            stat_shape = x.shape[:axis] + (1,) * (x.ndim - axis)
+            y, mean, inv = layer_norm_rows(
+                np.ascontiguousarray(x).reshape(-1, d),
+                np.ascontiguousarray(scale).reshape(d),
+                None if b is None else np.ascontiguousarray(b).reshape(d),
+                eps,
+            )
+            return y.reshape(x.shape), mean.reshape(stat_shape), inv.reshape(stat_shape)
         # stash_type=1 (the default): statistics in float32 whatever the input type.
         xs = x.astype(np.float32) if self.attr("stash_type", 1) == 1 else x
         mean = xs.mean(axis=axes, keepdims=True)
