@@ -25,6 +25,17 @@ def redact(text: str) -> str:
     return _TOKEN.sub(MASK, text)
 
 
+def _masked(value: object) -> object:
+    """``value`` with tokens masked: a string stays a string; another object whose text holds
+    a token (a URL, a header list) is replaced by its masked text, which formats the same."""
+    if isinstance(value, str):
+        return redact(value) if TOKEN_PREFIX in value else value
+    if isinstance(value, int | float) or value is None:
+        return value
+    text = str(value)
+    return redact(text) if TOKEN_PREFIX in text else value
+
+
 def install() -> None:
     """Mask tokens in every log record the process creates from now on (idempotent).
 
@@ -39,13 +50,14 @@ def install() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):  # a bad format: logging reports it when it emits
-            return record
-        masked = redact(message)
-        if masked != message:
-            record.msg, record.args = masked, None
+        # Mask the format string and each string argument in place, keeping their shape:
+        # formatters such as uvicorn's AccessFormatter unpack ``record.args`` themselves.
+        if isinstance(record.msg, str) and TOKEN_PREFIX in record.msg:
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _masked(v) for k, v in record.args.items()}
         return record
 
     factory._zoo_redacts = True  # type: ignore[attr-defined]

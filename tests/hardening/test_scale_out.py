@@ -45,6 +45,7 @@ from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.orm import Model
 from app.tokens.service import create_token
+from support.databases import fresh_database
 from support.hub import create_model, manifest, publish, unique_namespace, upload_blobs
 from support.live import live_server
 from support.onnx_models import linear_model
@@ -57,7 +58,6 @@ from support.scale_out import (
     Services,
     check_invariants,
     format_report,
-    fresh_database,
     run_scale_out,
     scale_out_config_from_env,
 )

@@ -25,15 +25,14 @@ from hypothesis import strategies as st
 
 from support.hub import Hub, create_model, publish, unique_namespace
 from support.onnx_models import linear_model
+from support.stub_strategies import STUBS
 from zoo.stubs import (
     MAX_STUB_LENGTH,
-    MAX_VERSION,
     InvalidStubError,
     Stub,
     format_stub,
     is_stub,
     parse_stub,
-    path_stub,
 )
 
 # Fixed seed (derandomize), bounded examples: the same cases on every run and in CI.
@@ -122,47 +121,10 @@ def test_the_near_stub_inputs_reach_both_outcomes() -> None:
 
 # --- generated valid stubs ----------------------------------------------------------------
 
-# The documented grammar, written here independently of zoo.stubs' own patterns.
-SEGMENT = st.from_regex(r"[a-z0-9_]([a-z0-9_.\-]{0,20}[a-z0-9_])?", fullmatch=True)
-HEAD = st.from_regex(r"[a-z0-9_]([a-z0-9_.]{0,20}[a-z0-9_])?", fullmatch=True)
-NAMESPACE = st.from_regex(r"[a-z0-9][a-z0-9_\-]{0,62}", fullmatch=True)
-VERSION = (
-    st.none()
-    | st.integers(1, MAX_VERSION)
-    | st.from_regex(r"[a-z][a-z0-9._\-]{0,20}", fullmatch=True)
-)
-RECIPE = st.none() | SEGMENT
-
-VALID = st.one_of(
-    st.builds(
-        path_stub,
-        domain=SEGMENT,
-        task=SEGMENT,
-        architecture=HEAD,
-        sub_architecture=st.none() | SEGMENT,
-        framework=SEGMENT,
-        repo=SEGMENT,
-        dataset=HEAD,
-        training_scheme=st.none() | SEGMENT,
-        sparse_tag=SEGMENT,
-        version=VERSION,
-        recipe=RECIPE,
-    ),
-    st.builds(Stub, form=st.just("short"), repo_name=SEGMENT, version=VERSION, recipe=RECIPE),
-    st.builds(
-        Stub,
-        form=st.just("namespaced"),
-        namespace=NAMESPACE,
-        repo_name=SEGMENT,
-        version=VERSION,
-        recipe=RECIPE,
-    ),
-)
-
 
 @pytest.mark.slow
 @PARSER
-@given(VALID, st.sampled_from(["", " ", "\n", "\t "]))
+@given(STUBS, st.sampled_from(["", " ", "\n", "\t "]))
 def test_generated_valid_stubs_round_trip(stub: Stub, pad: str) -> None:
     text = format_stub(stub)
     assert parse_stub(text) == stub

@@ -8,15 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from app import migrate
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.tokens.service import create_token
+from support.databases import fresh_database
 from support.hub import Hub
 from support.live import free_port, live_server
 
@@ -58,25 +57,14 @@ def s3_target() -> Iterator[S3Target]:
         server.stop()
 
 
-def _admin_conninfo(url: str) -> str:
-    u = make_url(url).set(drivername="postgresql", database="postgres")
-    return u.render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this session (dropped afterwards)."""
     server = os.environ.get("ZOO_TEST_DATABASE_URL")
     if not server:
         pytest.skip("postgres-s3 needs ZOO_TEST_DATABASE_URL (CI sets it; see CONTRIBUTING.md)")
-    name = f"zoo_test_{secrets.token_hex(4)}"
-    with psycopg.connect(_admin_conninfo(server), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_admin_conninfo(server), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(server) as url:
+        yield url
 
 
 def hub_settings(config: str, tmp: Path, request: pytest.FixtureRequest) -> Settings:

@@ -46,14 +46,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.orm import Version, VersionStatus
 from app.tokens.service import create_token
+from support.databases import fresh_database
 from support.fixtures import S3Target
 from support.live import free_port
 from support.onnx_models import linear_model
@@ -106,27 +105,6 @@ MISSING_SERVICES = (
 
 
 # --- backing services ---------------------------------------------------------------------
-
-
-def _admin_conninfo(url: str) -> str:
-    return (
-        make_url(url)
-        .set(drivername="postgresql", database="postgres")
-        .render_as_string(hide_password=False)
-    )
-
-
-@contextmanager
-def fresh_database(server_url: str, prefix: str = "zoo_scale") -> Iterator[str]:
-    """A new, empty database on the server of ``server_url``; dropped (forcibly) afterwards."""
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    with psycopg.connect(_admin_conninfo(server_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_admin_conninfo(server_url), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def hub_env(database_url: str, s3: S3Target, bucket: str, data_dir: Path) -> dict[str, str]:
@@ -480,7 +458,7 @@ def run_scale_out(services: Services, config: LoadConfig | None = None) -> RunRe
     config = config or LoadConfig()
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-scale-")))
-        database = stack.enter_context(fresh_database(services.database_url))
+        database = stack.enter_context(fresh_database(services.database_url, "zoo_scale"))
         bucket = f"zoo-scale-{secrets.token_hex(5)}"
         stack.callback(_drop_bucket, services.s3, bucket)  # after the hubs stop
         env = hub_env(database, services.s3, bucket, tmp / "data")
