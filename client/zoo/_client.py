@@ -237,9 +237,11 @@ class ZooClient:
         ...                             exclude=["training/*"])  # doctest: +SKIP
         """
         plan = self.plan(stub, include, exclude)
-        if plan.missing:
-            self.http.guard(str(stub))
-        snapshot = fetch_version(self.http, self.cache, plan, progress, self.config.workers)
+        # Nothing missing, no HTTP clients: a cached version links its snapshot without httpx.
+        http = self.http if plan.missing else None
+        if http is not None:
+            http.guard(str(stub))
+        snapshot = fetch_version(http, self.cache, plan, progress, self.config.workers)
         if directory is None:
             return snapshot
         return _export(snapshot, [f.path for f in plan.files], Path(directory))

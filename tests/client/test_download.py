@@ -49,10 +49,14 @@ def test_download_builds_a_verified_snapshot(
     assert json.loads((snap / ".zoo-manifest.json").read_text())["number"] == 1
     assert incomplete(cache) == []
 
-    # Everything cached: a second download (pinned) sends nothing at all.
+    # Everything cached: a second download (pinned) sends nothing at all, and a fresh client
+    # does not even make its HTTP clients (importing httpx is a third of a cached start-up).
     rec.seen.clear()
     assert client.download(published.stub) == snap
     assert rec.seen == []
+    fresh = make_client(hub.url, cache=cache)
+    assert fresh.download(published.stub) == snap
+    assert fresh._http is None
 
 
 def test_include_exclude_and_dry_run(
@@ -290,6 +294,20 @@ def test_the_biggest_file_is_fetched_first(
     assert len(fetched) == len({f.sha256 for f in published_big.version.files})
 
 
+def test_the_other_files_wait_until_the_biggest_one_flows(
+    hub: Hub, published_big: Published, make_client: MakeClient, tmp_path: Path
+) -> None:
+    # Four workers, yet the big file's request goes first and alone: the others are sent once
+    # its body arrives (at the same server they would hold up its first byte).
+    rec = Recorder()
+    client = make_client(hub.url, cache=tmp_path / "c", transport=rec)
+    assert client.config.workers > 1
+    client.download(published_big.stub)
+    fetched = [r.url.path for r in rec.seen if "/files/" in r.url.path]
+    assert fetched[0].endswith("/files/training/weights.bin"), fetched
+    assert len(fetched) == len({f.sha256 for f in published_big.version.files})
+
+
 def test_a_corrupted_byte_deep_in_a_big_body_is_detected_and_nothing_is_kept(
     hub: Hub, published_big: Published, make_client: MakeClient, tmp_path: Path
 ) -> None:
@@ -337,6 +355,29 @@ def test_a_big_body_cut_or_mislabelled_resumes_and_ends_verified(
     per_attempt = 2 if hub.name == "postgres-s3" else 1
     expected = [None] + ([second_range] if second_range else [])
     assert ranges == [r for r in expected for _ in range(per_attempt)]
+    assert incomplete(cache) == []
+
+
+@pytest.mark.timeout(60)
+def test_a_big_body_that_stalls_times_out_and_resumes(
+    hub: Hub, published_big: Published, make_client: MakeClient, tmp_path: Path
+) -> None:
+    # Past the first chunk the socket is read without httpx: its read timeout must hold there.
+    cache = tmp_path / "c"
+    with fault_proxy(hub.url) as proxy:
+        client = make_client(proxy.url, cache=cache)
+        client.config = client.config.replace(read_timeout=2)
+        client.resolve(published_big.stub)
+        fault = Fault("stall", match="", after=6_000_000, delay=30)
+        proxy.add(fault)
+        start = time.monotonic()
+        path = client.download_file(published_big.stub, "training/weights.bin")
+        elapsed = time.monotonic() - start
+        ranges = [r.headers.get("range") for r in proxy.bytes_requests()]
+    assert fault.fired.is_set()
+    assert path.read_bytes() == weights_of(published_big)
+    assert elapsed < 15, elapsed  # one read timeout, not the proxy's 30 s stall
+    assert ranges[-1] is not None and ranges[-1].startswith("bytes=")  # resumed, not restarted
     assert incomplete(cache) == []
 
 
