@@ -43,8 +43,8 @@ class ZooConfig:
     # Never infinite: connect fast, allow slow reads of big files on busy stores.
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
-    # A download must average this many bytes/s over each read_timeout window (a trickling
-    # server answers inside every read timeout and would otherwise never be cut off).
+    # Every body (file or JSON) must average this many bytes/s over each read_timeout window
+    # (a trickling server answers inside every read timeout and would never be cut off).
     min_speed: float = 1024.0
     max_retries: int = 5
     backoff_base: float = 0.5

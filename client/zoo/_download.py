@@ -14,7 +14,6 @@ import os
 import queue
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from zoo._cache import Cache
 from zoo._errors import IntegrityError, NetworkError, error_from_response
+from zoo._speed import SpeedFloor, TooSlow
 from zoo._types import FileInfo, VersionInfo
 
 if TYPE_CHECKING:
@@ -42,10 +42,6 @@ _IN_FLIGHT = 8  # hand-offs waiting for the hasher at most: 8 MiB of reusable bu
 # store) must stay cheap next to the bytes it saves copying.
 _RAW_MIN = 4 << 20
 _HEAD_START = 1.0  # seconds the biggest file of a version gets to start before the others
-
-
-class _TooSlow(Exception):
-    """The body arrives, but slower than the configured floor (a trickling server)."""
 
 
 class _Truncated(Exception):
@@ -195,8 +191,7 @@ class _Sink:
     def __init__(self, path: Path, min_speed: float = 0.0, window: float = 60.0) -> None:
         # A server that trickles a byte just inside every read timeout would never time out;
         # so the bytes of each ``window`` seconds must average ``min_speed`` bytes/s too.
-        self._min_speed, self._window = min_speed, window
-        self.start_window()
+        self.floor = SpeedFloor(min_speed, window)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)  # Windows
         self._fd = os.open(path, flags, 0o600)
         self._hasher = hashlib.sha256()
@@ -227,29 +222,13 @@ class _Sink:
         if self._error is not None:
             raise self._error
 
-    def start_window(self) -> None:
-        """Start measuring the speed afresh (a new request)."""
-        self._window_start, self._window_bytes = time.monotonic(), 0
-
-    def _check_speed(self, length: int) -> None:
-        self._window_bytes += length
-        elapsed = time.monotonic() - self._window_start
-        if elapsed < self._window:
-            return
-        if self._window_bytes < self._min_speed * elapsed:
-            raise _TooSlow(
-                f"only {self._window_bytes} bytes in {elapsed:.0f} s, below the floor of "
-                f"{self._min_speed:g} bytes/s (ZooConfig.min_speed)"
-            )
-        self.start_window()
-
     def _append(self, data: bytes | bytearray, length: int) -> None:
         view = memoryview(data)[:length]
         while view:  # os.write may write less than asked
             view = view[os.write(self._fd, view) :]
         self._todo.put((data, length))  # the hasher never sees bytes the file has not got
         self.size += length
-        self._check_speed(length)  # after: what came is kept, and a retry resumes after it
+        self.floor.add(length)  # after: what came is kept, and a retry resumes after it
 
     def write(self, chunk: bytes) -> None:
         self._check()
@@ -333,7 +312,7 @@ def _download_to(http: Http, file: FileInfo, tmp: Path, progress: ProgressFn | N
         while True:
             have = sink.size
             headers = {"Range": f"bytes={have}-"} if have else {}
-            sink.start_window()
+            sink.floor.restart()
             try:
                 with http.stream_get(file.url, headers) as r:
                     status = r.status_code
@@ -356,8 +335,8 @@ def _download_to(http: Http, file: FileInfo, tmp: Path, progress: ProgressFn | N
                 if sink.size < file.size:
                     raise _Truncated(f"the body ended at byte {sink.size} of {file.size}")
                 break
-            except (httpx.TransportError, _Truncated, _TooSlow) as e:
-                if sink.size > have and not isinstance(e, _TooSlow):
+            except (httpx.TransportError, _Truncated, TooSlow) as e:
+                if sink.size > have and not isinstance(e, TooSlow):
                     # Progress was made: a flaky link, not a dead one. Not so for a trickle,
                     # which makes progress too, but would keep the caller waiting for ever.
                     attempt = 0

@@ -32,6 +32,7 @@ from zoo._errors import (
     ServerError,
     error_from_response,
 )
+from zoo._speed import SpeedFloor, TooSlow
 
 __all__ = ["Http", "retry_after"]
 
@@ -85,6 +86,21 @@ class _LazyTLS(httpx.BaseTransport):
         self._plain.close()
         if self._tls is not None:
             self._tls.close()
+
+
+class _FlooredStream(httpx.SyncByteStream):
+    """A response body that raises :class:`~zoo._speed.TooSlow` when it trickles."""
+
+    def __init__(self, raw: httpx.SyncByteStream, floor: SpeedFloor) -> None:
+        self._raw, self._floor = raw, floor
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._raw:
+            self._floor.add(len(chunk))
+            yield chunk
+
+    def close(self) -> None:
+        self._raw.close()
 
 
 class Http:
@@ -196,17 +212,28 @@ class Http:
             else:
                 client = self.api if authenticated else self.storage
             try:
-                response = client.request(method, target, **kwargs)
-            except httpx.TransportError as e:
+                response = client.send(client.build_request(method, target, **kwargs), stream=True)
+                try:
+                    self._read_body(response)
+                except BaseException:
+                    response.close()
+                    raise
+            except (httpx.TransportError, TooSlow) as e:
                 # A refused connection is rarely fixed in seconds (a wrong ZOO_ENDPOINT, a hub
                 # that is down): two quick retries, not the full backoff for flaky links.
                 limit = self.config.max_retries
                 if isinstance(e, httpx.ConnectError):
                     limit = min(limit, 2)
                 if not retry or attempt >= limit:
+                    where = f"{target.host}:{target.port or ''}"
+                    if isinstance(e, TooSlow):
+                        raise NetworkError(
+                            f"the answer from {where} to {method} {target.path} came too slowly "
+                            f"({e}); try again, or tell the hub's operator if it repeats"
+                        ) from e
                     raise NetworkError(
-                        f"cannot reach {target.host}:{target.port or ''} ({type(e).__name__}: "
-                        f"{e}); check ZOO_ENDPOINT and your network, or use ZOO_OFFLINE=1"
+                        f"cannot reach {where} ({type(e).__name__}: {e}); check ZOO_ENDPOINT "
+                        "and your network, or use ZOO_OFFLINE=1"
                     ) from e
                 self.sleep(self.backoff(attempt))
                 attempt += 1
@@ -222,6 +249,14 @@ class Http:
             if status >= 400:
                 raise error_from_response(response)
             return response
+
+    def _read_body(self, response: httpx.Response) -> None:
+        """Read the body of ``response`` into it, under the speed floor (a JSON answer that
+        trickles in inside every read timeout would otherwise keep the caller for ever)."""
+        assert isinstance(response.stream, httpx.SyncByteStream)  # a sync client's responses
+        floor = SpeedFloor(self.config.min_speed, self.config.read_timeout)
+        response.stream = _FlooredStream(response.stream, floor)
+        response.read()
 
     @contextmanager
     def stream_get(self, url: str, headers: dict[str, str]) -> Iterator[httpx.Response]:

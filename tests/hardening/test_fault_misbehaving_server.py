@@ -107,6 +107,25 @@ def test_search_survives_hangups_and_gives_up_on_a_dead_link(
 
 
 @pytest.mark.timeout(60)
+def test_a_trickling_metadata_answer_is_cut_off_by_the_speed_floor(
+    hub: Hub, published: Published, tmp_path: Path, clients: list[ZooClient]
+) -> None:
+    """The JSON of a metadata request under the same floor as file bytes: 50 bytes/s in
+    5-byte steps never times out a read, and would take a minute for resolve's answer."""
+    with fault_proxy(hub.url) as proxy:
+        c = client(proxy.url, tmp_path / "c", clients, min_speed=1000.0)
+        proxy.add(Fault("slow", match="/resolve", method="GET", rate=50, times=100))
+        start = time.monotonic()
+        with pytest.raises(NetworkError) as err:
+            c.resolve(published.path_stub)
+        elapsed = time.monotonic() - start
+    assert "came too slowly" in str(err.value) and "below the floor" in str(err.value), err.value
+    # Three attempts (max_retries=2) of about one READ_TIMEOUT window each, plus back-off.
+    assert 3 * READ_TIMEOUT <= elapsed < 3 * READ_TIMEOUT + 15, elapsed
+    assert sum(1 for r in proxy.requests if "/resolve" in r.path) == 3
+
+
+@pytest.mark.timeout(60)
 def test_503_storm_with_retry_after_ends_with_a_server_error(
     hub: Hub, published: Published, tmp_path: Path, clients: list[ZooClient]
 ) -> None:
