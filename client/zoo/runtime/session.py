@@ -152,7 +152,9 @@ class InferenceSession:
         rows = []
         for step in self._plan.steps:
             seconds, calls = self._times.get(id(step), (0.0, 0))
-            kind = step.op.kernel_kind
+            # a kernel that picks its path per call (sparse-csr-b1 / -batched) reports the
+            # last call's; the op's kernel_kind was recorded at plan time
+            kind = getattr(getattr(step.op, "kernel", None), "kind", None) or step.op.kernel_kind
             rows.append(NodeTime(step.node.name, step.node.op_type, kind, seconds, int(calls)))
         return sorted(rows, key=lambda r: -r.seconds)
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.kernels._reference import conv2d, prune
+from runtime.kernels._reference import activate, conv2d, prune
 from zoo.runtime.kernels import Activation, plan_conv2d, set_threads
 from zoo.runtime.kernels._dense import dense_conv
 from zoo.runtime.kernels._direct_conv import direct_conv
@@ -182,3 +182,30 @@ def test_residual_then_activation(case, act, sparse: bool, threads: int) -> None
         set_threads(None)
     with pytest.raises(ValueError, match="residual"):
         f(x, res[:, :1])
+
+
+# batch 1, large enough to run in parallel: residual and activation inside the sparse kernel
+# (with garbage columns: stride 2, 7x7 on 28x28; without: 1x1) and in the dense GEMM's parts
+BATCH1 = [
+    ((1, 32, 28, 28), (64, 32, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),
+    ((1, 64, 20, 20), (80, 64, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    ((1, 16, 28, 28), (48, 16, 7, 7), (1, 1), (3, 3, 3, 3), (1, 1), 1),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("case", BATCH1, ids=range(len(BATCH1)))
+@pytest.mark.parametrize("act", ACTS, ids=lambda a: "none" if a is None else a.kind)
+@pytest.mark.parametrize("sparse", [True, False])
+def test_residual_and_activation_batch1(case, act, threads: int, sparse: bool) -> None:  # type: ignore[no-untyped-def]
+    x, w, b, kw = _case(case, 0.9 if sparse else 0.0)
+    f = plan_conv2d(w, b, activation=act, **kw)
+    assert (f.kind == "sparse-direct-conv") == sparse
+    res = np.random.default_rng(2).uniform(-1, 1, f(x).shape).astype(np.float32)
+    try:
+        set_threads(threads)
+        _check(f(x), x, w, b, kw, act)
+        want = conv2d(x, w, b, **kw) + res
+        np.testing.assert_allclose(f(x, res), activate(want, act), rtol=1e-4, atol=1e-5)
+    finally:
+        set_threads(None)

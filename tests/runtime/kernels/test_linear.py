@@ -146,3 +146,70 @@ def test_dense_gemm_split_over_threads(threads: int, m: int) -> None:
         )
     finally:
         set_threads(None)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("m", "k", "n"),
+    [(64, 700, 1501), (5, 900, 1000), (130, 300, 97), (3000, 64, 40), (2000, 33, 2000)],
+)
+def test_matmul_into_splits(threads: int, m: int, k: int, n: int) -> None:
+    # wide (N >= M: column blocks on 16-float boundaries, N odd) and tall (row blocks)
+    from zoo.runtime.kernels._pool import matmul_into
+
+    rng = np.random.default_rng(m + k + n)
+    a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+    b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
+    out = np.full((m, n), np.nan, np.float32)
+    try:
+        set_threads(threads)
+        matmul_into(a, b, out)
+    finally:
+        set_threads(None)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_matmul_batched_matches_numpy(threads: int) -> None:
+    from zoo.runtime.kernels import matmul_batched
+
+    rng = np.random.default_rng(3)
+    q = rng.uniform(-1, 1, (1, 128, 12, 64)).astype(np.float32).transpose(0, 2, 1, 3)
+    kt = rng.uniform(-1, 1, (1, 128, 12, 64)).astype(np.float32).transpose(0, 2, 3, 1)
+    cases = [
+        (q, kt),  # attention: (1, 12, 128, 64) @ (1, 12, 64, 128), transposed views
+        (rng.uniform(-1, 1, (3, 5, 37, 29)), rng.uniform(-1, 1, (3, 5, 29, 41))),
+        (rng.uniform(-1, 1, (7, 129, 65)), rng.uniform(-1, 1, (7, 65, 130))),
+        (rng.uniform(-1, 1, (2, 100, 80)), rng.uniform(-1, 1, (80, 90))),  # broadcast
+        (rng.uniform(-1, 1, (1, 1, 200, 300)), rng.uniform(-1, 1, (1, 1, 300, 200))),
+    ]
+    try:
+        set_threads(threads)
+        for a, b in cases:
+            a32, b32 = a.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
+            got = matmul_batched(a32, b32)
+            assert got.dtype == np.float32
+            np.testing.assert_allclose(
+                got, np.matmul(a32.astype(np.float64), b32), rtol=1e-4, atol=1e-4
+            )
+        a64 = rng.uniform(-1, 1, (4, 50, 60))
+        b64 = rng.uniform(-1, 1, (4, 60, 70))
+        assert matmul_batched(a64, b64).dtype == np.float64  # other dtypes: plain np.matmul
+    finally:
+        set_threads(None)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("act", ACTS, ids=lambda a: "none" if a is None else a.kind)
+def test_dense_epilogue_on_row_and_column_blocks(threads: int, act: Activation | None) -> None:
+    # bias + activation applied by each part of the split GEMM on its own block
+    try:
+        set_threads(threads)
+        for m, k, n in [(2000, 64, 40), (64, 600, 1001)]:  # split by rows / by columns
+            w, b = _layer(k, n, 0.0, seed=n)
+            x = _x(m, k)
+            f = plan_linear(w, b, activation=act)
+            _check(f, x, w, b, act)
+            _check(plan_linear(w, None, activation=act), x, w, None, act)
+    finally:
+        set_threads(None)

@@ -41,3 +41,20 @@ def test_maxpool_matches_onnxruntime(shape: tuple[int, ...], attrs: dict[str, ob
     want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     got = InferenceSession(data).run(None, {"x": x})[0]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("serial", [True, False])
+def test_maxpool_nan_propagates_like_numpy_max(serial: bool) -> None:
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from zoo.runtime.kernels import maxpool2d
+
+    c = 2 if serial else 64  # few outputs: the serial kernel; many: the parallel one
+    x = np.random.default_rng(1).standard_normal((1, c, 40, 40)).astype(np.float32)
+    x[0, :, 5, 7] = np.nan  # NaN in the middle of windows, before and after other taps
+    x[0, :, 20, 0] = np.nan  # at the left border
+    got = maxpool2d(x, (3, 3), (2, 2), (1, 1), (1, 1), (20, 20))
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    want = sliding_window_view(xp, (3, 3), axis=(2, 3))[:, :, ::2, ::2].max(axis=(-2, -1))
+    np.testing.assert_array_equal(got, want[:, :, :20, :20])
+    assert np.isnan(got).sum() == np.isnan(want[:, :, :20, :20]).sum() > 0

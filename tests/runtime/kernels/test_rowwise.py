@@ -37,7 +37,7 @@ def _both(node: Any, x: np.ndarray, inits: dict[str, np.ndarray], opset: int = 1
     return InferenceSession(model).run(None, {"x": x}), ref.run(None, {"x": x})
 
 
-SHAPES = [(3, 7), (2, 5, 77), (64, 769), (4, 12, 33, 128)]  # the last two: parallel kernels
+SHAPES = [(3, 7), (2, 5, 77), (64, 769), (4, 12, 33, 128)]  # last two: parallel (LN: last one)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

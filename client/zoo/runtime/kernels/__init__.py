@@ -15,6 +15,7 @@ callable that only computes (always into a fresh array). Its ``.kind`` says whic
 ``dense-direct-conv``  depthwise conv with dense weights: the direct kernel, zeros kept
 =====================  =====================================================================
 
+``matmul_batched`` (np.matmul of two stacks of matrices, the stack split over the pool),
 ``maxpool2d`` (float32 MaxPool without padded copies), ``erf_f32`` and ``gelu_f32`` (one
 pass each), ``softmax_rows`` and ``layer_norm_rows`` (last axis, one pass per row) are the
 unweighted kernels.
@@ -37,6 +38,7 @@ from ._buffers import BufferPool, empty, recycling
 from ._erf import erf_f32, gelu_f32
 from ._maxpool import maxpool2d
 from ._plan import plan_conv2d, plan_linear
+from ._pool import matmul_batched
 from ._rowwise import layer_norm_rows, softmax_rows
 from ._threads import set_threads
 from ._types import Kernel
@@ -49,6 +51,7 @@ __all__ = [
     "erf_f32",
     "gelu_f32",
     "layer_norm_rows",
+    "matmul_batched",
     "maxpool2d",
     "plan_conv2d",
     "plan_linear",

@@ -1,7 +1,10 @@
 """Dense kernels: numpy BLAS (sgemm) for linear, im2col + sgemm for conv.
 
-The bias and activation run as one fused parallel pass over the GEMM output instead of
-two numpy passes (each a full read and write of the output).
+The bias, a conv's residual and the activation run as one pass (``block_epilogue``) over
+each block of the GEMM output, by the thread that computed the block, right after it: the
+block is still in that core's cache, and there is no parallel launch of its own (on a busy
+2-core box a woken worker thread starts 0.05-0.3 ms late, and a ResNet-50 at batch 1 had
+about 50 such launches for its epilogues alone).
 """
 
 from __future__ import annotations
@@ -15,41 +18,49 @@ from numpy.lib.stride_tricks import as_strided
 from ._activation import Activation, activation_code
 from ._buffers import empty
 from ._numba_env import numba, slp_vectorize
-from ._pool import matmul_rows, matmul_split, run_parallel, threads
+from ._pool import matmul_into, matmul_split, run_parallel, threads
 from ._types import ConvGeometry, Kernel, Scratch
 
 with slp_vectorize():
     from ._common import act
 
-    @numba.njit(
-        "void(float32[:, :, ::1], float32[::1], int64, float32, float32)",
-        parallel=True,
-        cache=True,
-        nogil=True,
+    _BLOCK_SIG = (
+        "void(float32[:, ::1], int64, int64, int64, int64, float32[::1], float32[::1], "
+        "float32[:, ::1], int64, float32, float32)"
     )
-    def _channel_epilogue(y, bias, code, alpha, beta):  # type: ignore[no-untyped-def]
-        # y (A, C, L) in place: y[a, c, :] = act(y[a, c, :] + bias[c])
-        na, nc, nl = y.shape
-        for t in numba.prange(na * nc):
-            a = t // nc
-            c = t - a * nc
-            bc = bias[c]
-            row = y[a, c]
-            for i in range(nl):
-                row[i] = act(row[i] + bc, code, alpha, beta)
 
-    @numba.njit(
-        "void(float32[:, ::1], float32[::1], int64, float32, float32)",
-        parallel=True,
-        cache=True,
-        nogil=True,
-    )
-    def _row_epilogue(y, bias, code, alpha, beta):  # type: ignore[no-untyped-def]
-        # y (M, N) in place: y[m, :] = act(y[m, :] + bias)
-        for m in numba.prange(y.shape[0]):
-            row = y[m]
-            for i in range(y.shape[1]):
-                row[i] = act(row[i] + bias[i], code, alpha, beta)
+    @numba.njit(_BLOCK_SIG, cache=True, nogil=True)
+    def block_epilogue(y, r0, r1, c0, c1, brow, bcol, res, code, alpha, beta):  # type: ignore[no-untyped-def]
+        # y[r0:r1, c0:c1] in place: act(y + brow[:, None] + bcol[None, :] + res), where an
+        # empty brow / bcol / res (length 0) is left out. Run by the thread that computed
+        # that block of a GEMM, right after it: the block is still in its cache, and no
+        # parallel launch of its own (a woken worker starts late on a busy machine).
+        # the loops index slices from 0: with a start of c0 numba cannot tell the index is
+        # non-negative and adds wraparound code to every access (5-30x slower, unvectorized)
+        nc = c1 - c0
+        bc = bcol[c0:c1]
+        for i in range(r0, r1):
+            row = y[i, c0:c1]
+            if bcol.shape[0] != 0:
+                for j in range(nc):
+                    row[j] += bc[j]
+            bi = brow[i] if brow.shape[0] != 0 else np.float32(0.0)
+            if res.shape[0] != 0:
+                rr = res[i, c0:c1]
+                if code == 1:
+                    for j in range(nc):
+                        v = row[j] + bi + rr[j]
+                        row[j] = v if v > 0 else np.float32(0.0)
+                else:
+                    for j in range(nc):
+                        row[j] = act(row[j] + bi + rr[j], code, alpha, beta)
+            elif code == 1:  # spelled out: a select per element, vectorized
+                for j in range(nc):
+                    v = row[j] + bi
+                    row[j] = v if v > 0 else np.float32(0.0)
+            elif code != 0 or brow.shape[0] != 0:
+                for j in range(nc):
+                    row[j] = act(row[j] + bi, code, alpha, beta)
 
     _ADD_ACT_SIG = "void(float32[:, ::1], float32[:, ::1], int64, float32, float32)"
 
@@ -68,35 +79,9 @@ with slp_vectorize():
             for i in range(y.shape[1]):
                 row[i] = act(row[i] + res[i], code, alpha, beta)
 
-    _ACT_SIG = "void(float32[:, ::1], int64, float32, float32)"
 
-    @numba.njit(_ACT_SIG, parallel=True, cache=True, nogil=True)
-    def _act_epilogue(y, code, alpha, beta):  # type: ignore[no-untyped-def]
-        for a in numba.prange(y.shape[0]):
-            row = y[a]
-            for i in range(y.shape[1]):
-                row[i] = act(row[i], code, alpha, beta)
-
-    @numba.njit(_ACT_SIG, cache=True, nogil=True)
-    def _act_epilogue_serial(y, code, alpha, beta):  # type: ignore[no-untyped-def]
-        for a in range(y.shape[0]):
-            row = y[a]
-            for i in range(y.shape[1]):
-                row[i] = act(row[i], code, alpha, beta)
-
-
-def apply_activation_inplace(y: np.ndarray, act_: Activation | None, serial: bool) -> None:
-    """y = act(y) in place, y C-contiguous (N, C, H, W) float32; a no-op without ``act_``.
-
-    A pass of its own, vectorized: applying it inside the generated sparse conv kernels,
-    to each stored tile, compiled to a branch per element, and a ReLU on random-signed
-    outputs mispredicted half of them (ResNet-50's 7x7 stem: 1.0 ms bare, 2.7 ms with it).
-    """
-    code, alpha, beta = activation_code(act_)
-    if code == 0:
-        return
-    fn = _act_epilogue_serial if serial else _act_epilogue
-    fn(y.reshape(y.shape[0] * y.shape[1], -1), code, np.float32(alpha), np.float32(beta))
+_NONE1 = np.zeros(0, np.float32)  # "no bias" / "no residual" for block_epilogue
+_NONE2 = np.zeros((0, 1), np.float32)
 
 
 def add_residual(
@@ -114,27 +99,21 @@ def add_residual(
     fn(y.reshape(rows, -1), residual.reshape(rows, -1), code, np.float32(alpha), np.float32(beta))
 
 
-def _epilogue_args(
-    bias: np.ndarray | None, act_: Activation | None, n: int
-) -> tuple[np.ndarray, int, np.float32, np.float32] | None:
-    """(bias, code, alpha, beta) for the epilogue, or None when there is nothing to do."""
-    code, alpha, beta = activation_code(act_)
-    if bias is None and code == 0:
-        return None
-    b = np.zeros(n, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
-    return b, code, np.float32(alpha), np.float32(beta)
-
-
 def dense_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation | None) -> Kernel:
     """y = act(x @ weight + bias) with sgemm; ``weight`` (K, N)."""
     w = np.ascontiguousarray(weight, dtype=np.float32)
-    epi = _epilogue_args(bias, act_, w.shape[1])
+    code, alpha, beta = activation_code(act_)
+    b = _NONE1 if bias is None else np.ascontiguousarray(bias, np.float32)
+    fa, fb = np.float32(alpha), np.float32(beta)
+    finish = None
+    if bias is not None or code != 0:
+
+        def finish(y: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:
+            block_epilogue(y, r0, r1, c0, c1, _NONE1, b, _NONE2, code, fa, fb)
 
     def run(x: np.ndarray) -> np.ndarray:
-        y = matmul_split(np.ascontiguousarray(x, np.float32), w)  # (M, K) @ (K, N) -> (M, N)
-        if epi is not None:
-            _row_epilogue(y, *epi)
-        return y
+        # (M, K) @ (K, N) -> (M, N), bias and activation by each part on its own block
+        return matmul_split(np.ascontiguousarray(x, np.float32), w, finish)
 
     return Kernel(run, "dense-blas")
 
@@ -176,22 +155,24 @@ def dense_conv(
     cout_g = cout // g
     # (Cout, Cg, kH, kW) -> (G, Cout_g, Cg*kH*kW)
     w = np.ascontiguousarray(weight, dtype=np.float32).reshape(g, cout_g, -1)
-    epi = _epilogue_args(bias, act_, cout)
+    code, alpha, beta = activation_code(act_)
+    fa, fb = np.float32(alpha), np.float32(beta)
+    bias_c = _NONE1 if bias is None else np.ascontiguousarray(bias, np.float32)
     pointwise = geo.kernel == (1, 1) and geo.strides == (1, 1) and not any(geo.pads)
     scratch = Scratch()
     t, left, bot, r = geo.pads
+    plain = bias is None and code == 0  # no epilogue at all without a residual
 
-    epi_bias = _epilogue_args(bias, None, cout)  # with a residual: the activation goes last
+    def finisher(res: np.ndarray | None) -> Callable[[np.ndarray, int, int, int, int], None]:
+        # the epilogue of one image's (Cout, Ho*Wo) output block: bias per channel (row),
+        # then the residual, then the activation
+        r2 = _NONE2 if res is None else res.reshape(cout, -1)
 
-    def _finish(y4: np.ndarray, y: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
-        if residual is None:
-            if epi is not None:
-                _channel_epilogue(y, *epi)
-            return y4
-        if epi_bias is not None:
-            _channel_epilogue(y, *epi_bias)
-        add_residual(y4, residual, act_)
-        return y4
+        def finish(y: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:
+            if res is not None or not plain:
+                block_epilogue(y, r0, r1, c0, c1, bias_c, _NONE1, r2, code, fa, fb)
+
+        return finish
 
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -203,13 +184,22 @@ def dense_conv(
                 raise ValueError(f"conv residual must have shape {(n, cout, ho, wo)}")
         y4 = empty((n, cout, ho, wo))  # returned as allocated: a view would not be recycled
         y = y4.reshape(n, cout, ho * wo)
+
+        def res(i: int) -> np.ndarray | None:
+            return None if residual is None else residual[i]
+
         if pointwise and g == 1:
             xs = x.reshape(n, c, h * wd)
-            if n == 1:  # (Cout, Cin) @ (Cin, H*W), output channels split over the pool
-                matmul_rows(w[0], xs[0], y[0])
+            if n == 1:  # (Cout, Cin) @ (Cin, H*W), split over the pool
+                matmul_into(w[0], xs[0], y[0], finisher(res(0)))
             else:
-                parallel_images(n, lambda i: np.matmul(w[0], xs[i], out=y[i]))
-            return _finish(y4, y, residual)
+
+                def pointwise_image(i: int) -> None:
+                    np.matmul(w[0], xs[i], out=y[i])
+                    finisher(res(i))(y[i], 0, cout, 0, ho * wo)
+
+                parallel_images(n, pointwise_image)
+            return y4
         if any(geo.pads):
             xp = scratch.get("xp", (n, c, h + t + bot, wd + left + r))  # zero border
             xp[:, :, t : t + h, left : left + wd] = x
@@ -224,11 +214,12 @@ def dense_conv(
                 im2col_into(xp[i, gi * cg : (gi + 1) * cg], geo, ho, wo, cols)
                 out = y[i, gi * cout_g : (gi + 1) * cout_g]
                 np.matmul(w[gi], cols, out=out)
+            finisher(res(i))(y[i], 0, cout, 0, ho * wo)
 
         if n == 1 and g == 1 and threads() > 1:
-            # batch 1: the im2col copy split by input channels, then the GEMM by output
-            # channels, both over the pool (the copy on one thread was a serial part of
-            # every conv: 7.4 MB for ResNet-50's stem)
+            # batch 1: the im2col copy split by input channels, then the GEMM, both over
+            # the pool (the copy on one thread was a serial part of every conv: 7.4 MB for
+            # ResNet-50's stem)
             cols = scratch.get("cols1", (ck, ho * wo))
             kk = geo.kernel[0] * geo.kernel[1]
             spans = [(p * c // threads(), (p + 1) * c // threads()) for p in range(threads())]
@@ -239,9 +230,9 @@ def dense_conv(
                     if hi > lo
                 ]
             )
-            matmul_rows(w[0], cols, y[0])
+            matmul_into(w[0], cols, y[0], finisher(res(0)))
         else:
             parallel_images(n, image)
-        return _finish(y4, y, residual)
+        return y4
 
     return Kernel(run, "dense-im2col")

@@ -25,12 +25,12 @@ import numpy as np
 
 from ._activation import Activation, activation_code
 from ._buffers import empty
-from ._dense import add_residual, apply_activation_inplace, parallel_images
-from ._numba_env import slp_vectorize
+from ._dense import parallel_images
+from ._numba_env import numba, slp_vectorize
 from ._types import ConvGeometry, Kernel, Scratch
 
 with slp_vectorize():
-    from ._generated.conv import TILED
+    from ._generated.conv import conv_all, conv_all_serial
 
 SERIAL_MAX_WORK = 1 << 17  # multiply-adds below which one thread is faster (launch cost)
 _L2_BYTES = 1 << 19  # the input window one pass of tiles streams: half the 1 MB L2
@@ -141,46 +141,31 @@ def direct_conv(
     dc = DirectConv(weight, geo, keep_zeros)
     cout = dc.cout
     b = np.zeros(cout, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
-    _, alpha, beta = activation_code(act_)
+    code, alpha, beta = activation_code(act_)
     fa, fb = np.float32(alpha), np.float32(beta)
 
-    def tiles(xb: np.ndarray, lay: _Layout, out: np.ndarray, serial: int, code: int) -> None:
-        # out (B, Cout, Lp) = the kernel over all lp flat positions of xb (B, Lx)
-        full = lay.lp // 64 * 64
-        for lo in range(0, full, lay.chunk):
-            hi = min(full, lo + lay.chunk)
-            TILED[64][serial](xb, lay.offs, dc.indptr, dc.values, b, lo, hi, code, fa, fb, out)
-        lo = full
-        for wd in (32, 16, 8):  # the remainder (a multiple of 8) as 32 + 16 + 8
-            if lay.lp - lo >= wd:
-                # a small remainder on this thread: a parallel launch (10-50 us on a busy
-                # box) cost more than its work (64ch 3x3 at 90%: 118k multiply-adds)
-                ser = serial or int(dc.nnz * xb.shape[0] * wd < SERIAL_MAX_WORK)
-                TILED[wd][ser](
-                    xb, lay.offs, dc.indptr, dc.values, b, lo, lo + wd, code, fa, fb, out
-                )
-                lo += wd
+    no_res = np.zeros((0, 1, 1, 1), np.float32)
 
     def into(
         x: np.ndarray, lay: _Layout, y: np.ndarray, serial: int, res: np.ndarray | None
     ) -> None:
-        # y (B, Cout, Ho, Wo) = act(conv of x (B, C, H, W) [+ res]); y is C-contiguous
+        # y (B, Cout, Ho, Wo) = act(conv of x (B, C, H, W) [+ res]); y is C-contiguous. One
+        # kernel launch (see _codegen_conv.conv_body): the tiles, the residual add and the
+        # activation; only the crop of garbage columns is a numpy copy after it.
         n = x.shape[0]
         xb = dc.prepare(x, lay)
         flat = lay.ho * lay.wq
-        # The activation is a pass of its own (see apply_activation_inplace: 14 us for a
-        # 64x56x56 output), after the residual add when there is one.
-        if lay.wq == lay.wo and lay.lp == flat:  # no garbage columns: write y directly
-            tiles(xb, lay, y.reshape(n, cout, lay.lp), serial, 0)
-        else:
-            out = dc.scratch.get("out", (n, cout, lay.lp))
-            tiles(xb, lay, out, serial, 0)
+        direct = lay.wq == lay.wo and lay.lp == flat  # no garbage columns: write y directly
+        out = y.reshape(n, cout, lay.lp) if direct else dc.scratch.get("out", (n, cout, lay.lp))
+        r = no_res if res is None else res
+        parts = 1 if serial else min(numba.get_num_threads(), n * cout)
+        taps = (lay.offs, dc.indptr, dc.values, b)
+        (conv_all_serial if serial else conv_all)(
+            xb, *taps, lay.lp, lay.chunk, parts, r, lay.wq, code, fa, fb, out
+        )
+        if not direct:
             # numpy's strided copy: 30 us for 64x56x56, a numba loop took 105 us
             y[...] = out[:, :, :flat].reshape(n, cout, lay.ho, lay.wq)[..., : lay.wo]
-        if res is not None:
-            add_residual(y, res, act_, serial=bool(serial))
-        else:
-            apply_activation_inplace(y, act_, serial=bool(serial))
 
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)

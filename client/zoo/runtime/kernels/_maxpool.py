@@ -24,41 +24,60 @@ SERIAL_MAX_OUTPUTS = 1 << 14
 
 
 @numba.njit(inline="always")
-def _plane(xp, kh, kw, sh, sw, dh, dw, top, left, op):  # type: ignore[no-untyped-def]
-    # xp (H, W) -> op (Ho, Wo): op[i, j] = max over the window's taps inside xp. Tap-major
-    # (one pass over an output row per tap, over the columns j where that tap is inside)
-    # keeps the inner loop branch-free: 15x faster than a per-output window loop.
+def _max(v, m):  # type: ignore[no-untyped-def]
+    # max(v, m) that returns NaN when either is NaN, as numpy's max does; branch-free
+    return m if m != m else (v if not v <= m else m)
+
+
+@numba.njit(inline="always")
+def _plane(xp, kh, kw, sh, sw, dh, dw, top, left, op, col):  # type: ignore[no-untyped-def]
+    # xp (H, W) -> op (Ho, Wo): op[i, j] = max over the window's taps inside xp. Per output
+    # row: first the max over the window's input rows, column by column, into ``col`` (W,)
+    # (contiguous, vectorized), then per tap column one pass over the output row, over the
+    # columns j where that tap is inside (branch-free). Strided loads are then kW per
+    # output instead of kH * kW: ResNet-50's 3x3 stride-2 pool of (64, 112, 112), 1 thread,
+    # 1.50 -> 0.49 ms (and 15x faster than a per-output window loop before that). The
+    # loops index slices from 0 so that numba adds no negative-index wraparound code.
     h, w = xp.shape
     ho, wo = op.shape
     for i in range(ho):
-        row = op[i]
-        row[:] = -np.inf
+        col[:] = -np.inf
         for a in range(kh):
             r = i * sh - top + a * dh
             if r < 0 or r >= h:
                 continue
             src = xp[r]
-            for b in range(kw):
-                off = b * dw - left  # input column of output j: j * sw + off
-                j0 = max(0, -(off // sw)) if off < 0 else 0
-                j1 = min(wo, (w - 1 - off) // sw + 1) if w - 1 - off >= 0 else 0
-                for j in range(j0, j1):
-                    v = src[j * sw + off]
-                    m = row[j]
-                    row[j] = v if not v <= m else m  # NaN propagates, as in numpy's max
+            for c in range(w):
+                col[c] = _max(src[c], col[c])
+        row = op[i]
+        row[:] = -np.inf
+        for b in range(kw):
+            off = b * dw - left  # input column of output j: j * sw + off
+            j0 = max(0, -(off // sw)) if off < 0 else 0
+            j1 = min(wo, (w - 1 - off) // sw + 1) if w - 1 - off >= 0 else 0
+            nj = j1 - j0
+            if nj <= 0:
+                continue
+            s0 = j0 * sw + off
+            taps = col[s0 : s0 + (nj - 1) * sw + 1 : sw]  # (nj,) strided
+            seg = row[j0:j1]
+            for jj in range(nj):
+                seg[jj] = _max(taps[jj], seg[jj])
 
 
 # Two functions, not one compiled twice: numba's disk cache key ignores the flags.
 @numba.njit(_SIG, parallel=True, cache=True, nogil=True)
 def _maxpool_parallel(x, kh, kw, sh, sw, dh, dw, top, left, out):  # type: ignore[no-untyped-def]
     for p in numba.prange(x.shape[0]):  # x (P, H, W) planes, out (P, Ho, Wo)
-        _plane(x[p], kh, kw, sh, sw, dh, dw, top, left, out[p])
+        col = np.empty(x.shape[2], np.float32)
+        _plane(x[p], kh, kw, sh, sw, dh, dw, top, left, out[p], col)
 
 
 @numba.njit(_SIG, cache=True, nogil=True)
 def _maxpool_serial(x, kh, kw, sh, sw, dh, dw, top, left, out):  # type: ignore[no-untyped-def]
+    col = np.empty(x.shape[2], np.float32)
     for p in range(x.shape[0]):
-        _plane(x[p], kh, kw, sh, sw, dh, dw, top, left, out[p])
+        _plane(x[p], kh, kw, sh, sw, dh, dw, top, left, out[p], col)
 
 
 def maxpool2d(

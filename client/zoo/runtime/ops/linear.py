@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from zoo.runtime.kernels import plan_linear
+from zoo.runtime.kernels import matmul_batched, plan_linear
 from zoo.runtime.ops._common import apply_activation
 from zoo.runtime.registry import Array, OpRun, register
 
@@ -96,7 +96,7 @@ class MatMul(OpRun):
             k, n = b.shape
             y = self.kernel(np.ascontiguousarray(a.reshape(-1, k)))  # (M, K) -> (M, N)
             return (y.reshape(n) if a.ndim == 1 else y.reshape(*a.shape[:-1], n),)
-        y = np.matmul(a, b)
+        y = matmul_batched(a, b)  # attention's Q @ K^T: the heads split over threads
         if bias is not None:
             y = y + bias
         return (apply_activation(self.activation, y),)
