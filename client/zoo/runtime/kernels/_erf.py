@@ -60,28 +60,32 @@ def _erf32(v):  # type: ignore[no-untyped-def]
 
 
 _SIG = "void(float32[::1], float32[::1])"
+# error_model="numpy": under numba's default ("python") every ``/`` checks for a zero divisor
+# to raise ZeroDivisionError, and that branch kept LLVM from vectorizing the serial loops (a
+# parallel loop gets the numpy model anyway): GELU of (128, 3072) on one thread 1180 -> 155 us.
+# Q(x^2) has no zero on [-4, 4], so nothing changes but the speed.
 
 
-@numba.njit(_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 def _erf_parallel(x, out):  # type: ignore[no-untyped-def]
     for i in numba.prange(x.size):
         out[i] = _erf32(x[i])
 
 
-@numba.njit(_SIG, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(_SIG, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 def _erf_serial(x, out):  # type: ignore[no-untyped-def]
     for i in range(x.size):
         out[i] = _erf32(x[i])
 
 
-@numba.njit(_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 def _gelu_parallel(x, out):  # type: ignore[no-untyped-def]
     for i in numba.prange(x.size):
         v = x[i]
         out[i] = np.float32(0.5) * v * (np.float32(1.0) + _erf32(v * _SQRT_HALF))
 
 
-@numba.njit(_SIG, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(_SIG, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 def _gelu_serial(x, out):  # type: ignore[no-untyped-def]
     for i in range(x.size):
         v = x[i]
