@@ -43,17 +43,7 @@ def world(hub: Hub) -> World:
     for name, visibility in (("pub", "public"), ("priv", "private")):
         create_model(http, a, name=name, visibility=visibility, description=a)
         publish(http, a, name, files)
-    revoked = http.post("/tokens", json={"name": "revoked", "scopes": ["admin"]}).json()
-    assert http.delete(f"/tokens/{revoked['id']}").status_code == 200
-    tokens: dict[str, str | None] = {
-        "anonymous": None,
-        "read": hub.token(["read"], name="reader"),
-        "write-a": hub.token(["read", "write"], [a], name="writer-a"),
-        "write-b": hub.token(["read", "write"], [b], name="writer-b"),
-        "admin": hub.admin_token,
-        "expired": hub.token(["admin"], expires_in_days=-1, name="expired"),
-        "revoked": revoked["token"],
-    }
+    tokens = hub.caller_tokens(a, b)
     return World(a, b, tokens, {caller: hub.client(t) for caller, t in tokens.items()})
 
 

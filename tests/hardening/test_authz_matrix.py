@@ -118,17 +118,7 @@ def world(hub: Hub) -> Iterator[World]:
         "child", b, child["name"], "", False, _model_id(hub, b, child["name"])
     )
 
-    revoked = admin.post("/tokens", json={"name": "revoked", "scopes": ["admin"]}).json()
-    assert admin.delete(f"/tokens/{revoked['id']}").status_code == 200
-    tokens: dict[str, str | None] = {
-        "anonymous": None,
-        "read": hub.token(["read"], name="reader"),
-        "write-a": hub.token(["read", "write"], [a], name="writer-a"),
-        "write-b": hub.token(["read", "write"], [b], name="writer-b"),
-        "admin": hub.admin_token,
-        "expired": hub.token(["admin"], expires_in_days=-1, name="expired"),
-        "revoked": revoked["token"],
-    }
+    tokens = hub.caller_tokens(a, b)
     with ExitStack() as stack:
         http = {
             caller: stack.enter_context(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,14 @@ import pytest
 from app.config import Settings
 from support.fault_checks import assert_all_complete
 from support.hub import create_model, manifest, unique_namespace, upload_blobs
-from support.processes import hub_process, postgres_bin, private_postgres, wait_until
+from support.processes import (
+    HubProcess,
+    PrivatePostgres,
+    hub_process,
+    postgres_bin,
+    private_postgres,
+    wait_until,
+)
 
 pytestmark = pytest.mark.skipif(
     postgres_bin() is None,
@@ -30,6 +38,27 @@ pytestmark = pytest.mark.skipif(
 
 MiB = 1024 * 1024
 COMMITS = 4
+
+
+@contextmanager
+def hub_on(pg: PrivatePostgres, tmp_path: Path) -> Iterator[tuple[HubProcess, httpx.Client]]:
+    """`zoo serve` on ``pg``, blobs under ``tmp_path / "store"``, and an admin API client."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        database_url=pg.url,
+        storage="filesystem",
+        storage_root=tmp_path / "store",
+    )
+    with (
+        hub_process(settings) as hub,
+        httpx.Client(
+            base_url=f"{hub.url}/api/v1",
+            headers={"Authorization": f"Bearer {hub.admin_token}"},
+            timeout=120,
+        ) as http,
+    ):
+        yield hub, http
 
 
 def lock_waiters(conn: psycopg.Connection[tuple[object, ...]]) -> int:
@@ -59,21 +88,7 @@ def test_a_database_restart_during_commits_loses_nothing_and_shows_nothing_half_
 ) -> None:
     with private_postgres() as pg:
         store = tmp_path / "store"
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None,
-            data_dir=tmp_path / "data",
-            database_url=pg.url,
-            storage="filesystem",
-            storage_root=store,
-        )
-        with (
-            hub_process(settings) as hub,
-            httpx.Client(
-                base_url=f"{hub.url}/api/v1",
-                headers={"Authorization": f"Bearer {hub.admin_token}"},
-                timeout=120,
-            ) as http,
-        ):
+        with hub_on(pg, tmp_path) as (hub, http):
             ns = unique_namespace()
             create_model(http, ns, name="m")
             chunk = os.urandom(MiB)
@@ -152,49 +167,38 @@ def test_a_database_restart_during_commits_loses_nothing_and_shows_nothing_half_
 @pytest.mark.timeout(180)
 def test_an_abort_sent_while_the_commit_runs_waits_and_is_refused(tmp_path: Path) -> None:
     """A client that timed out on a slow commit aborts; the hub must not accept both."""
-    with private_postgres() as pg:
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, data_dir=tmp_path / "data", database_url=pg.url, storage="filesystem"
-        )
-        with (
-            hub_process(settings) as hub,
-            httpx.Client(
-                base_url=f"{hub.url}/api/v1",
-                headers={"Authorization": f"Bearer {hub.admin_token}"},
-                timeout=120,
-            ) as http,
-        ):
-            ns = unique_namespace()
-            create_model(http, ns, name="m")
-            files = {"weights.bin": os.urandom(MiB)}
-            r = http.post(f"/models/{ns}/m/versions", json={"files": manifest(files)})
-            upload_blobs(http, r.json(), files)
-            upload = r.json()["upload_id"]
-            answers: dict[str, httpx.Response] = {}
+    with private_postgres() as pg, hub_on(pg, tmp_path) as (hub, http):
+        ns = unique_namespace()
+        create_model(http, ns, name="m")
+        files = {"weights.bin": os.urandom(MiB)}
+        r = http.post(f"/models/{ns}/m/versions", json={"files": manifest(files)})
+        upload_blobs(http, r.json(), files)
+        upload = r.json()["upload_id"]
+        answers: dict[str, httpx.Response] = {}
 
-            def send(method: str) -> None:
-                path = f"/uploads/{upload}" + ("/commit" if method == "POST" else "")
-                answers[method] = http.request(method, path)
+        def send(method: str) -> None:
+            path = f"/uploads/{upload}" + ("/commit" if method == "POST" else "")
+            answers[method] = http.request(method, path)
 
-            locker = psycopg.connect(pg.conninfo)
-            watcher = psycopg.connect(pg.conninfo, autocommit=True)
-            try:
-                # The commit stops at the model row, mid-transaction; then the abort arrives.
-                locker.execute("SELECT id FROM models WHERE name = 'm' FOR UPDATE")
-                commit = threading.Thread(target=send, args=("POST",))
-                commit.start()
-                wait_until("the commit to wait", lambda: lock_waiters(watcher) >= 1)
-                abort = threading.Thread(target=send, args=("DELETE",))
-                abort.start()
-                abort.join(timeout=2)
-                locker.rollback()
-                commit.join(timeout=60)
-                abort.join(timeout=60)
-            finally:
-                for conn in (locker, watcher):
-                    with suppress(psycopg.Error):
-                        conn.close()
-            assert answers["POST"].status_code == 200, answers["POST"].text
-            assert answers["DELETE"].status_code == 409, answers["DELETE"].text
-            assert "is ready" in answers["DELETE"].json()["error"]["message"]
-            assert assert_all_complete(hub.url, hub.admin_token, ns, "m") == [1]
+        locker = psycopg.connect(pg.conninfo)
+        watcher = psycopg.connect(pg.conninfo, autocommit=True)
+        try:
+            # The commit stops at the model row, mid-transaction; then the abort arrives.
+            locker.execute("SELECT id FROM models WHERE name = 'm' FOR UPDATE")
+            commit = threading.Thread(target=send, args=("POST",))
+            commit.start()
+            wait_until("the commit to wait", lambda: lock_waiters(watcher) >= 1)
+            abort = threading.Thread(target=send, args=("DELETE",))
+            abort.start()
+            abort.join(timeout=2)
+            locker.rollback()
+            commit.join(timeout=60)
+            abort.join(timeout=60)
+        finally:
+            for conn in (locker, watcher):
+                with suppress(psycopg.Error):
+                    conn.close()
+        assert answers["POST"].status_code == 200, answers["POST"].text
+        assert answers["DELETE"].status_code == 409, answers["DELETE"].text
+        assert "is ready" in answers["DELETE"].json()["error"]["message"]
+        assert assert_all_complete(hub.url, hub.admin_token, ns, "m") == [1]

@@ -58,6 +58,23 @@ class Hub:
             version.meta = {**version.meta, "outputs_reproduced": True}
             s.commit()
 
+    def caller_tokens(self, a: str, b: str) -> dict[str, str | None]:
+        """One token per kind of caller, for authorization tests over namespaces ``a`` and
+        ``b``: anonymous (None), read (all namespaces), a writer of each, admin, expired and
+        revoked (a real token deleted through the API)."""
+        admin = self.client(self.admin_token)
+        revoked = admin.post("/tokens", json={"name": "revoked", "scopes": ["admin"]}).json()
+        assert admin.delete(f"/tokens/{revoked['id']}").status_code == 200
+        return {
+            "anonymous": None,
+            "read": self.token(["read"], name="reader"),
+            "write-a": self.token(["read", "write"], [a], name="writer-a"),
+            "write-b": self.token(["read", "write"], [b], name="writer-b"),
+            "admin": self.admin_token,
+            "expired": self.token(["admin"], expires_in_days=-1, name="expired"),
+            "revoked": revoked["token"],
+        }
+
     def client(self, token: str | None = None) -> httpx.Client:
         """An HTTP client on the API, authenticated with ``token`` if given."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
