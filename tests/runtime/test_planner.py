@@ -444,3 +444,145 @@ def test_profile_times_every_step() -> None:
     assert all(t.calls == 3 and t.seconds > 0 for t in times)
     with pytest.raises(ValueError, match="profile=True"):
         InferenceSession(model).node_times()
+
+
+def _weight(shape: tuple[int, int], sparsity: float) -> np.ndarray[Any, Any]:
+    w = RNG.standard_normal(shape).astype(np.float32)
+    w[RNG.random(shape) < sparsity] = 0
+    return w
+
+
+def _attention_projections(k_act: str | None, v_sparsity: float) -> onnx.ModelProto:
+    """x -> Q, K, V projections (Q and V with a bias Add) -> two heads -> softmax(Q K^T) V:
+    attention reading its sibling MatMuls' outputs, in a small graph."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "wq"], ["q0"], name="q"),
+        helper.make_node("Add", ["q0", "bq"], ["q"], name="q_bias"),
+        helper.make_node("MatMul", ["x", "wk"], ["k0"], name="k"),
+        helper.make_node("MatMul", ["x", "wv"], ["v0"], name="v"),
+        helper.make_node("Add", ["bv", "v0"], ["v"], name="v_bias"),
+        helper.make_node("Reshape", ["q", "heads"], ["qh"]),
+        helper.make_node("Transpose", ["qh"], ["qt"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["k0", "heads"], ["kh"]),
+        helper.make_node("Transpose", ["kh"], ["kt"], perm=[0, 2, 3, 1]),
+        helper.make_node("MatMul", ["qt", "kt"], ["scores"], name="qk"),
+        helper.make_node("Softmax", ["scores"], ["p"], axis=-1),
+        helper.make_node("Reshape", ["v", "heads"], ["vh"]),
+        helper.make_node("Transpose", ["vh"], ["vt"], perm=[0, 2, 1, 3]),
+        helper.make_node("MatMul", ["p", "vt"], ["ctx"], name="pv"),
+        helper.make_node("Transpose", ["ctx"], ["ct"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["ct", "flat"], ["y"]),
+    ]
+    if k_act is not None:
+        nodes[2].output[0] = "k_pre"
+        nodes.insert(3, helper.make_node(k_act, ["k_pre"], ["k0"], name="k_act"))
+    inits: dict[str, Any] = {
+        "wq": _weight((16, 8), 0.0),
+        "bq": RNG.standard_normal(8).astype(np.float32),
+        "wk": _weight((16, 8), 0.0),
+        "wv": _weight((16, 8), v_sparsity),
+        "bv": RNG.standard_normal(8).astype(np.float32),
+        "heads": np.array([0, 0, 2, 4], np.int64),
+        "flat": np.array([0, 0, 8], np.int64),
+    }
+    return _model(nodes, inits, [("x", ["b", "s", 16])], ["y"])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(1, 4, 16), (3, 5, 16)])
+def test_sibling_matmuls_merge_into_one_gemm(threads: int, shape: tuple[int, ...]) -> None:
+    model = _attention_projections(k_act=None, v_sparsity=0.0)
+    sess = InferenceSession(model, threads=threads)
+    assert sess.plan.fusions[-1] == "MatMul siblings: q+k+v"
+    matmuls = [s.node.name for s in sess.plan.steps if s.node.op_type == "MatMul"]
+    assert matmuls == ["q+k+v", "qk", "pv"]
+    x = RNG.standard_normal(shape).astype(np.float32)
+    np.testing.assert_allclose(
+        sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("k_act", "v_sparsity", "merged"),
+    [("Relu", 0.0, "q+v"), (None, 0.95, "q+k"), ("Relu", 0.95, None)],
+)
+def test_siblings_merge_only_with_the_same_activation_and_kernel_kind(
+    k_act: str | None, v_sparsity: float, merged: str | None
+) -> None:
+    # a fused Relu, or a sparse weight among dense ones, keeps that sibling on its own
+    model = _attention_projections(k_act=k_act, v_sparsity=v_sparsity)
+    sess = InferenceSession(model)
+    names = {s.node.name for s in sess.plan.steps if s.node.op_type == "MatMul"}
+    assert (merged in names) if merged else not any("+" in n for n in names)
+    assert len(names) == (4 if merged else 5)
+    x = RNG.standard_normal((2, 3, 16)).astype(np.float32)
+    np.testing.assert_allclose(
+        sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_sibling_that_is_a_graph_output_is_not_merged() -> None:
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["y1"], name="a"),
+        helper.make_node("MatMul", ["x", "w2"], ["h"], name="b"),
+        helper.make_node("Relu", ["h"], ["y2"]),
+    ]
+    inits = {"w1": _weight((6, 4), 0.0), "w2": _weight((6, 5), 0.0)}
+    model = _model(nodes, inits, [("x", [3, 6])], ["y1", "y2"])
+    sess = InferenceSession(model)
+    assert {s.node.name for s in sess.plan.steps} == {"a", "b"}
+    x = RNG.standard_normal((3, 6)).astype(np.float32)
+    y1 = sess.run(["y1"], {"x": x})[0]
+    assert y1.flags.c_contiguous
+    np.testing.assert_allclose(y1, x @ inits["w1"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+@pytest.mark.parametrize(
+    "r_shape",
+    [(3, 5, 8), (8,), (1, 5, 1), (2, 3, 5, 8)],
+    ids=["same", "row", "broadcast", "higher-rank"],
+)
+def test_residual_add_fuses_into_the_matmul(sparsity: float, r_shape: tuple[int, ...]) -> None:
+    # a transformer's projection + bias + residual; the MatMul's input comes from a Reshape,
+    # as in attention, so shape inference cannot tell whether the Add broadcasts
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["xr"]),
+        helper.make_node("MatMul", ["xr", "w"], ["m"], name="proj"),
+        helper.make_node("Add", ["m", "b"], ["mb"], name="bias"),
+        helper.make_node("Add", ["r", "mb"], ["y"], name="residual"),
+    ]
+    inits = {
+        "w": _weight((16, 8), sparsity),
+        "b": RNG.standard_normal(8).astype(np.float32),
+        "shape": np.array([0, 0, -1], np.int64),
+    }
+    model = _model(nodes, inits, [("x", [3, 5, 4, 4]), ("r", list(r_shape))], ["y"])
+    sess = InferenceSession(model, threads=2)
+    assert _ops(sess) == ["Reshape", "MatMul"]
+    assert sess.plan.fusions[-1] == "MatMul+Add residual: proj <- residual"
+    feeds = {
+        "x": RNG.standard_normal((3, 5, 4, 4)).astype(np.float32),
+        "r": RNG.standard_normal(r_shape).astype(np.float32),
+    }
+    np.testing.assert_allclose(
+        sess.run(None, feeds)[0], _ort(model, feeds)[0], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_residual_add_is_not_fused_after_an_activation() -> None:
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"], name="proj"),
+        helper.make_node("Relu", ["m"], ["a"]),
+        helper.make_node("Add", ["a", "r"], ["y"]),
+    ]
+    model = _model(nodes, {"w": _weight((6, 4), 0.0)}, [("x", [3, 6]), ("r", [3, 4])], ["y"])
+    sess = InferenceSession(model)
+    assert _ops(sess) == ["MatMul", "Add"]
+    feeds = {
+        "x": RNG.standard_normal((3, 6)).astype(np.float32),
+        "r": RNG.standard_normal((3, 4)).astype(np.float32),
+    }
+    np.testing.assert_allclose(
+        sess.run(None, feeds)[0], _ort(model, feeds)[0], rtol=1e-5, atol=1e-6
+    )

@@ -7,8 +7,11 @@ Passes, in order (each one a small function):
    constants (so DequantizeLinear of int8 weights becomes a float weight the kernels see);
 3. fusion: Conv+BatchNormalization into the conv weights, a bias Add into the MatMul before it,
    Relu/Clip/LeakyRelu into the Conv/Gemm/MatMul they follow when that is the only consumer,
-   a residual Add (and the Relu after it) into the Conv that produces one of its inputs,
-   torch's exact-GELU pattern (Div/Erf/Add/Mul/Mul) into one ``com.microsoft::Gelu``;
+   a residual Add (and the Relu after it) into the Conv that produces one of its inputs, a
+   residual Add into the MatMul that produces one of its inputs,
+   torch's exact-GELU pattern (Div/Erf/Add/Mul/Mul) into one ``com.microsoft::Gelu``,
+   and sibling MatMuls reading the same input (attention's Q, K and V projections) into one
+   GEMM over their concatenated weights;
 4. dead-node removal, op instantiation (kernels are planned here), and last-use liveness so
    intermediate arrays are released as soon as nothing reads them.
 """
@@ -34,7 +37,7 @@ from zoo.runtime.graph import (
     topological_order,
     value_specs,
 )
-from zoo.runtime.kernels import Activation
+from zoo.runtime.kernels import Activation, linear_is_sparse
 from zoo.runtime.registry import Array, BuildContext, Node, OpRun, resolve
 
 __all__ = ["Plan", "Step", "build_plan", "run_node"]
@@ -126,7 +129,9 @@ def build_plan(model: ModelProto, *, sparse: bool = True) -> Plan:
     nodes = _fuse_matmul_bias(nodes, plan, output_names)
     nodes = _fuse_activations(nodes, plan, output_names)
     nodes = _fuse_residual(nodes, plan, output_names)
+    nodes = _fuse_matmul_residual(nodes, plan, output_names)
     nodes = _fuse_gelu(nodes, plan, output_names)
+    nodes = _merge_sibling_matmuls(nodes, plan, output_names, sparse)
     nodes = _remove_dead(nodes, output_names)
 
     ctx = BuildContext(opset, plan.constants, sparse)
@@ -354,6 +359,40 @@ def _fuse_residual(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Nod
     return [moved.get(id(n), n) for n in nodes if id(n) not in removed or id(n) in moved]
 
 
+def _fuse_matmul_residual(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Node]:
+    """MatMul(x, W[, b]) -> Add(., r) becomes MatMul(x, W, b, r): a transformer's attention
+    output and feed-forward projections end in a residual Add, which the GEMM's epilogue
+    does on each block while it is in cache (dense) or right after the kernel (sparse).
+
+    Only for a constant 2-D float weight and no fused activation (the add must come first).
+    Shape inference often cannot tell whether the add broadcasts (a reshape before the
+    projection leaves its dims unknown), so the MatMul checks at run time: a residual of
+    the output's shape is fused, any other is broadcast-added after. It runs where the Add ran.
+    """
+    readers = _consumers(nodes)
+    removed: set[int] = set()
+    moved: dict[int, Node] = {}  # id(add) -> the MatMul that runs there
+    for mm in nodes:
+        w = _float_const(plan, mm, 1)
+        if mm.op_type != "MatMul" or mm.domain not in ("", "ai.onnx") or w is None:
+            continue
+        if w.ndim != 2 or "_activation" in mm.attrs or len(mm.inputs) > 3:
+            continue
+        add = _single_reader(mm, readers, outputs)
+        if add is None or add.op_type != "Add" or id(add) in removed or id(add) in moved:
+            continue
+        other = _other_input(add, mm.outputs[0])
+        if other is None or other == mm.outputs[0] or other in plan.constants:
+            continue
+        bias = mm.inputs[2] if len(mm.inputs) > 2 else ""
+        mm.inputs = [mm.inputs[0], mm.inputs[1], bias, other]
+        mm.outputs = [add.outputs[0]]
+        removed.update({id(add), id(mm)})
+        moved[id(add)] = mm
+        plan.fusions.append(f"MatMul+Add residual: {mm.name} <- {add.name}")
+    return [moved.get(id(n), n) for n in nodes if id(n) not in removed or id(n) in moved]
+
+
 def _scalar_const(plan: Plan, node: Node, value: float) -> str | None:
     """The input of ``node`` that is a float constant equal to ``value`` (one element)."""
     for name in node.inputs:
@@ -437,6 +476,66 @@ def _fuse_gelu(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Node]:
         nodes = [gelu if n is last else n for n in nodes if id(n) not in removed]
         plan.fusions.append(f"Gelu: {gelu.name} <- {', '.join(n.name for n in fused)}")
     return nodes
+
+
+def _merge_sibling_matmuls(
+    nodes: list[Node], plan: Plan, outputs: set[str], sparse: bool
+) -> list[Node]:
+    """MatMuls of one input by constant (K, N_i) weights become one MatMul by the weights
+    side by side (K, sum N_i), whose outputs are column views of one result.
+
+    Attention's Q, K and V projections are such siblings. One GEMM over 2304 columns splits
+    over the threads in wider parts than three of 768: BERT-base's (128, 768) input, 2
+    threads, 3.14 -> 2.88 ms (1 thread: 5.60 -> 5.51); a sparse one transposes the input and
+    launches once instead of three times. With the residual fusion above, BERT-base against
+    onnxruntime in one run went from 0.72x to 0.78x dense and from 1.46x to 1.61x at 90%.
+
+    Siblings merge only when they get the same kind of kernel (dense or sparse) and the
+    same fused activation, and none is a graph output (those stay contiguous arrays). The
+    merged node runs where the first sibling ran.
+    """
+    groups: dict[tuple[str, int, Activation | None, bool], list[Node]] = {}
+    for mm in nodes:
+        w = _float_const(plan, mm, 1)
+        if mm.op_type != "MatMul" or mm.domain not in ("", "ai.onnx") or w is None:
+            continue
+        if w.ndim != 2 or len(mm.outputs) != 1 or mm.outputs[0] in outputs:
+            continue
+        if len(mm.inputs) > 3 or (len(mm.inputs) > 2 and _float_const(plan, mm, 2) is None):
+            continue  # a residual input, or a bias that is not a constant
+        act = mm.attrs.get("_activation")
+        key = (mm.inputs[0], w.shape[0], act, linear_is_sparse(w, sparse=sparse))
+        groups.setdefault(key, []).append(mm)
+    merged: dict[int, Node] = {}  # id(first sibling) -> the merged node
+    removed: set[int] = set()
+    for siblings in groups.values():
+        if len(siblings) < 2:
+            continue
+        weights = [plan.constants[mm.inputs[1]] for mm in siblings]
+        biases = [_float_const(plan, mm, 2) if len(mm.inputs) > 2 else None for mm in siblings]
+        first = siblings[0]
+        w_name = _unique(plan, f"{first.name}/merged_weight")
+        plan.constants[w_name] = np.ascontiguousarray(np.concatenate(weights, axis=1))
+        inputs = [first.inputs[0], w_name]
+        if any(b is not None for b in biases):
+            b_name = _unique(plan, f"{first.name}/merged_bias")
+            plan.constants[b_name] = np.concatenate(
+                [
+                    np.zeros(w.shape[1], np.float32) if b is None else b.reshape(-1)
+                    for w, b in zip(weights, biases, strict=True)
+                ]
+            ).astype(np.float32)
+            inputs.append(b_name)
+        attrs: dict[str, Any] = {"_splits": tuple(int(w.shape[1]) for w in weights)}
+        if "_activation" in first.attrs:
+            attrs["_activation"] = first.attrs["_activation"]
+        names = "+".join(mm.name for mm in siblings)
+        merged[id(first)] = Node(
+            names, "MatMul", first.domain, inputs, [mm.outputs[0] for mm in siblings], attrs
+        )
+        removed.update(id(mm) for mm in siblings)
+        plan.fusions.append(f"MatMul siblings: {names}")
+    return [merged.get(id(n), n) for n in nodes if id(n) not in removed or id(n) in merged]
 
 
 def _remove_dead(nodes: list[Node], outputs: set[str]) -> list[Node]:

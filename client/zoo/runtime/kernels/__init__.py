@@ -37,7 +37,7 @@ from ._activation import Activation
 from ._buffers import BufferPool, empty, recycling
 from ._erf import erf_f32, gelu_f32
 from ._maxpool import maxpool2d
-from ._plan import plan_conv2d, plan_linear
+from ._plan import linear_is_sparse, plan_conv2d, plan_linear
 from ._pool import matmul_batched
 from ._rowwise import layer_norm_rows, softmax_rows
 from ._threads import set_threads
@@ -51,6 +51,7 @@ __all__ = [
     "erf_f32",
     "gelu_f32",
     "layer_norm_rows",
+    "linear_is_sparse",
     "matmul_batched",
     "maxpool2d",
     "plan_conv2d",

@@ -100,7 +100,7 @@ def add_residual(
 
 
 def dense_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation | None) -> Kernel:
-    """y = act(x @ weight + bias) with sgemm; ``weight`` (K, N)."""
+    """y = act(x @ weight + bias [+ residual]) with sgemm; ``weight`` (K, N)."""
     w = np.ascontiguousarray(weight, dtype=np.float32)
     code, alpha, beta = activation_code(act_)
     b = _NONE1 if bias is None else np.ascontiguousarray(bias, np.float32)
@@ -111,9 +111,18 @@ def dense_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation |
         def finish(y: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:
             block_epilogue(y, r0, r1, c0, c1, _NONE1, b, _NONE2, code, fa, fb)
 
-    def run(x: np.ndarray) -> np.ndarray:
-        # (M, K) @ (K, N) -> (M, N), bias and activation by each part on its own block
-        return matmul_split(np.ascontiguousarray(x, np.float32), w, finish)
+    def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        # (M, K) @ (K, N) -> (M, N), bias, residual (M, N) and activation by each part on
+        # its own block
+        x = np.ascontiguousarray(x, np.float32)
+        if residual is None:
+            return matmul_split(x, w, finish)
+        res = np.ascontiguousarray(residual, np.float32)
+
+        def finish_res(y: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:
+            block_epilogue(y, r0, r1, c0, c1, _NONE1, b, res, code, fa, fb)
+
+        return matmul_split(x, w, finish_res)
 
     return Kernel(run, "dense-blas")
 

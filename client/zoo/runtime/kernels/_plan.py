@@ -64,9 +64,14 @@ def plan_linear(
         raise ValueError(f"linear weight must be 2-D (K, N), got shape {weight.shape}")
     if bias is not None and bias.shape != (weight.shape[1],):
         raise ValueError(f"linear bias must have shape ({weight.shape[1]},), got {bias.shape}")
-    if sparse and weight.shape[0] <= 65536 and sparsity(weight) >= SPARSE_LINEAR_MIN:
+    if linear_is_sparse(weight, sparse=sparse):
         return sparse_linear(weight, bias, activation)
     return dense_linear(weight, bias, activation)
+
+
+def linear_is_sparse(weight: np.ndarray, *, sparse: bool = True) -> bool:
+    """Whether :func:`plan_linear` gives ``weight`` (K, N) a sparse kernel."""
+    return sparse and weight.shape[0] <= 65536 and sparsity(weight) >= SPARSE_LINEAR_MIN
 
 
 def plan_conv2d(

@@ -115,7 +115,8 @@ class CSR:
 
 
 def sparse_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation | None) -> Kernel:
-    """Plan a sparse linear layer; ``weight`` (K, N) with K <= 65536."""
+    """Plan a sparse linear layer; ``weight`` (K, N) with K <= 65536. A ``residual`` (M, N)
+    given to the kernel is added after the activation: pass one only without activation."""
     k, n = weight.shape
     if k > 65536:
         raise ValueError(f"sparse linear needs K <= 65536 (uint16 indices), got K={k}")
@@ -126,8 +127,13 @@ def sparse_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation 
     fa, fb = np.float32(alpha), np.float32(beta)
     scratch = Scratch()
 
-    def run(x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+    def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        y = compute(np.ascontiguousarray(x, dtype=np.float32))
+        if residual is not None:  # (M, N); planned only for a layer without activation
+            np.add(y, residual, out=y)
+        return y
+
+    def compute(x: np.ndarray) -> np.ndarray:
         m = x.shape[0]
         par = 0 if csr.nnz * m < SERIAL_MAX_WORK else 1
         if m < BATCHED_MIN_M:

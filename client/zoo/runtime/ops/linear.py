@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from zoo.runtime.kernels import matmul_batched, plan_linear
+from zoo.runtime.kernels import Kernel, matmul_batched, plan_linear
 from zoo.runtime.ops._common import apply_activation
 from zoo.runtime.registry import Array, OpRun, register
 
@@ -79,7 +79,9 @@ class MatMul(OpRun):
 
     def setup(self) -> None:
         self.activation = self.attr("_activation")
-        self.kernel: Callable[[Array], Array] | None = None
+        # merged sibling MatMuls (planner): the result's column blocks are the outputs
+        self.splits: tuple[int, ...] = tuple(self.attr("_splits", ()))
+        self.kernel: Kernel | None = None
         w = self.const_input(1)
         if w is not None and w.dtype == np.float32 and w.ndim == 2:
             bias = self.const_input(2)  # folded from a following Add by the planner
@@ -91,15 +93,36 @@ class MatMul(OpRun):
             )
             self.kernel_kind = str(getattr(self.kernel, "kind", "unknown"))
 
-    def run(self, a: Array, b: Array, bias: Array | None = None) -> tuple[Array]:
-        if self.kernel is not None and a.dtype == np.float32 and a.ndim >= 1:
-            k, n = b.shape
-            y = self.kernel(np.ascontiguousarray(a.reshape(-1, k)))  # (M, K) -> (M, N)
-            return (y.reshape(n) if a.ndim == 1 else y.reshape(*a.shape[:-1], n),)
-        y = matmul_batched(a, b)  # attention's Q @ K^T: the heads split over threads
-        if bias is not None:
-            y = y + bias
-        return (apply_activation(self.activation, y),)
+    def run(
+        self, a: Array, b: Array, bias: Array | None = None, residual: Array | None = None
+    ) -> tuple[Array, ...]:
+        # bias and residual are planner-added inputs (a folded bias Add, a residual Add)
+        if self.kernel is None or a.dtype != np.float32 or a.ndim < 1:
+            y = matmul_batched(a, b)  # attention's Q @ K^T: the heads split over threads
+            if bias is not None:
+                y = y + bias
+            if residual is not None:
+                y = y + residual
+            y = apply_activation(self.activation, y)
+            return (y,) if not self.splits else self._split(y.reshape(-1, y.shape[-1]), a)
+        k, n = b.shape
+        x = np.ascontiguousarray(a.reshape(-1, k))
+        shape = (*a.shape[:-1], n)
+        if residual is None or residual.shape != shape or residual.dtype != np.float32:
+            y = self.kernel(x).reshape(shape)  # (M, K) -> (M, N)
+            if residual is not None:  # one that broadcasts (or casts): numpy's Add
+                return (y + residual,)
+            return (y,) if not self.splits else self._split(y.reshape(-1, n), a)
+        return (self.kernel(x, np.ascontiguousarray(residual).reshape(-1, n)).reshape(shape),)
+
+    def _split(self, y: Array, a: Array) -> tuple[Array, ...]:
+        # (M, sum N_i) -> the siblings' outputs as column views, no copies: reshaping one to
+        # (batch, seq, heads, head size) splits its last axis, which stays a view too
+        ends = np.cumsum(self.splits).tolist()
+        return tuple(
+            y[:, e - n : e].reshape(*a.shape[:-1], n)
+            for e, n in zip(ends, self.splits, strict=True)
+        )
 
 
 @register
