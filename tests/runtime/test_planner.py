@@ -586,3 +586,33 @@ def test_residual_add_is_not_fused_after_an_activation() -> None:
     np.testing.assert_allclose(
         sess.run(None, feeds)[0], _ort(model, feeds)[0], rtol=1e-5, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sparse_layer_chain_passes_transposed_outputs(threads: int) -> None:
+    from zoo.testing import models
+
+    model = models.prune(models.mlp(40, (48, 24), 10), 0.9)
+    sess = InferenceSession(model, threads=threads)
+    chained = [f for f in sess.plan.fusions if f.startswith("MatMul transposed output")]
+    assert len(chained) == 2  # the last layer's output is the graph output: C order
+    for batch in (1, 3, 8, 64, 72):
+        x = RNG.standard_normal((batch, 40)).astype(np.float32)
+        y = sess.run(None, {"x": x})[0]
+        assert y.flags.c_contiguous
+        np.testing.assert_allclose(y, _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5)
+
+
+def test_layout_is_not_chained_into_a_dense_reader() -> None:
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"], name="sparse"),
+        helper.make_node("MatMul", ["h", "w2"], ["y"], name="dense"),
+    ]
+    inits = {"w1": _weight((16, 24), 0.9), "w2": _weight((24, 8), 0.0)}
+    model = _model(nodes, inits, [("x", ["b", 16])], ["y"])  # type: ignore[list-item]
+    sess = InferenceSession(model)
+    assert not any("transposed" in f for f in sess.plan.fusions)
+    x = RNG.standard_normal((16, 16)).astype(np.float32)
+    np.testing.assert_allclose(
+        sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5
+    )

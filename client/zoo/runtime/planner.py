@@ -11,7 +11,8 @@ Passes, in order (each one a small function):
    residual Add into the MatMul that produces one of its inputs,
    torch's exact-GELU pattern (Div/Erf/Add/Mul/Mul) into one ``com.microsoft::Gelu``,
    and sibling MatMuls reading the same input (attention's Q, K and V projections) into one
-   GEMM over their concatenated weights;
+   GEMM over their concatenated weights; a sparse MatMul read only by sparse MatMuls hands
+   its result on transposed (the layout their kernel reads);
 4. dead-node removal, op instantiation (kernels are planned here), and last-use liveness so
    intermediate arrays are released as soon as nothing reads them.
 """
@@ -132,6 +133,7 @@ def build_plan(model: ModelProto, *, sparse: bool = True) -> Plan:
     nodes = _fuse_matmul_residual(nodes, plan, output_names)
     nodes = _fuse_gelu(nodes, plan, output_names)
     nodes = _merge_sibling_matmuls(nodes, plan, output_names, sparse)
+    _chain_sparse_layouts(nodes, plan, output_names, sparse)
     nodes = _remove_dead(nodes, output_names)
 
     ctx = BuildContext(opset, plan.constants, sparse)
@@ -536,6 +538,41 @@ def _merge_sibling_matmuls(
         removed.update(id(mm) for mm in siblings)
         plan.fusions.append(f"MatMul siblings: {names}")
     return [merged.get(id(n), n) for n in nodes if id(n) not in removed or id(n) in merged]
+
+
+def _sparse_matmul(plan: Plan, node: Node, sparse: bool) -> bool:
+    """Whether ``node`` is a MatMul of a 2-D input by a constant weight planned sparse."""
+    w = _float_const(plan, node, 1)
+    rank = len(plan.shapes.get(node.inputs[0], [])) if node.inputs else 0
+    return (
+        node.op_type == "MatMul"
+        and node.domain in ("", "ai.onnx")
+        and w is not None
+        and w.ndim == 2
+        and rank == 2
+        and linear_is_sparse(w, sparse=sparse)
+    )
+
+
+def _chain_sparse_layouts(nodes: list[Node], plan: Plan, outputs: set[str], sparse: bool) -> None:
+    """A sparse MatMul whose only readers are sparse MatMuls returns its result transposed
+    (``_transposed_out``): the batched sparse kernel reads its input as xT (K, M), so the
+    next layer of an MLP then starts without a transpose (see ``sparse_linear``)."""
+    readers = _consumers(nodes)
+    for mm in nodes:
+        if not _sparse_matmul(plan, mm, sparse) or "_splits" in mm.attrs:
+            continue
+        if len(mm.outputs) != 1 or mm.outputs[0] in outputs:
+            continue
+        users = readers.get(mm.outputs[0], [])
+        if users and all(
+            _sparse_matmul(plan, u, sparse)
+            and u.inputs[0] == mm.outputs[0]
+            and mm.outputs[0] not in u.inputs[1:]
+            for u in users
+        ):
+            mm.attrs["_transposed_out"] = True
+            plan.fusions.append(f"MatMul transposed output: {mm.name} -> {users[0].name}")
 
 
 def _remove_dead(nodes: list[Node], outputs: set[str]) -> list[Node]:

@@ -91,6 +91,27 @@ def test_outputs_are_fresh_and_input_untouched() -> None:
             _check(f, x, w, b, None)
 
 
+@pytest.mark.parametrize("act", [None, Activation("relu")], ids=["none", "relu"])
+@pytest.mark.parametrize("m", [1, 3, 8, 9, 64, 72, 130])
+def test_transposed_output_feeds_the_next_layer_as_it_is(m: int, act: Activation | None) -> None:
+    # an MLP's chain: the first layer returns (M, N) as the transpose of a C-contiguous
+    # array when M is a multiple of 8, which the second reads without a transpose
+    w1, b1 = _layer(37, 53, 0.9)
+    w1[:, ::4] = 0.0  # output features with no weights: only the bias
+    w2, b2 = _layer(53, 29, 0.9, seed=2)
+    f1 = sparse_linear(w1, b1, act, transposed_out=True)
+    f2 = sparse_linear(w2, b2, None)
+    x = _x(m, 37)
+    h = f1(x)
+    assert h.shape == (m, 53)
+    if m >= 3:  # the batched kernel (a (1, N) array is contiguous both ways)
+        assert h.T.flags.c_contiguous == (m % 8 == 0)
+    np.testing.assert_allclose(h, linear(x, w1, b1, act), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        f2(h), linear(linear(x, w1, b1, act), w2, b2, None), rtol=1e-4, atol=1e-5
+    )
+
+
 def test_large_layer_parallel_path() -> None:
     # big enough to take the parallel kernels and several L2 chunks of xT
     w, b = _layer(4100, 300, 0.9)

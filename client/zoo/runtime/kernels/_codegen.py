@@ -125,12 +125,56 @@ def tiled_body(width: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tiled_transposed_body(width: int) -> str:
+    """Source of ``csr_tt{width}``: :func:`tiled_body` with the output transposed, ``out``
+    (N, mp): a tile is one contiguous row slice out[n, b0:b0+width], stored straight from
+    the accumulators. That is the layout the next sparse layer reads (xT), so a chain of
+    sparse layers (an MLP) skips the buffer-and-scatter here and the transpose there."""
+    acc = [f"a{i}" for i in range(width)]
+    lines = [
+        f"def csr_tt{width}(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, "
+        "beta, out):",
+        f'    """{width} batch columns per tile, out (N, mp): out[n, b0:b0+{width}] = tile."""',
+        "    ump = _u64(mp)",
+        "    n_out = indptr.shape[0] - 1",
+        f"    for nb in PRANGE((n_out + {ROW_BLOCK - 1}) // {ROW_BLOCK}):",
+        f"        n0 = nb * {ROW_BLOCK}",
+        f"        n1 = min(n_out, n0 + {ROW_BLOCK})",
+        f"        for b0 in range(b_lo, b_hi, {width}):",
+        "            ub0 = _u64(b0)",
+        "            for n in range(n0, n1):",
+        "                lo = _u64(indptr[n])",
+        "                hi = _u64(indptr[n + 1])",
+        "                bn = bias[n]",
+    ]
+    lines += [f"                {a} = bn" for a in acc]
+    lines += [
+        "                j = lo",
+        "                while j < hi:",
+        "                    v = values[j]",
+        "                    base = _u64(indices[j]) * ump + ub0",
+        f"                    pf = _u64(indices[j + _u64({PREFETCH_AHEAD})]) * ump + ub0",
+        "                    prefetch(xf, pf)",
+        "                    prefetch(xf, pf + _u64(16))",
+    ]
+    lines += [f"                    {a} += v * xf[base + _u64({i})]" for i, a in enumerate(acc)]
+    lines += ["                    j += _u64(1)", "                row = out[n]"]
+    lines += [
+        f"                row[ub0 + _u64({i})] = act({a}, code, alpha, beta)"
+        for i, a in enumerate(acc)
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def linear_module() -> str:
     """The whole ``_generated/csr_linear.py`` module."""
     parts = [HEADER, both_variants(_B1_BODY, _B1_SIG)]
     parts += [both_variants(tiled_body(w), _TILED_SIG) for w in LINEAR_WIDTHS]
+    parts += [both_variants(tiled_transposed_body(w), _TILED_SIG) for w in LINEAR_WIDTHS]
     tiled = ", ".join(f"{w}: (csr_t{w}, csr_t{w}_serial)" for w in LINEAR_WIDTHS)
     parts.append(f"TILED = {{{tiled}}}\n")
+    tiled_t = ", ".join(f"{w}: (csr_tt{w}, csr_tt{w}_serial)" for w in LINEAR_WIDTHS)
+    parts.append(f"TILED_T = {{{tiled_t}}}\n")
     return "\n\n".join(parts)
 
 

@@ -48,12 +48,15 @@ def plan_linear(
     *,
     activation: Activation | None = None,
     sparse: bool = True,
+    transposed_out: bool = False,
 ) -> Kernel:
     """Plan ``y = activation(x @ weight + bias)``; ``weight`` float32 (K, N), ``bias`` (N,).
 
     Returns a callable (M, K) float32 -> (M, N) float32 with a ``.kind`` attribute:
     ``dense-blas``, or ``sparse-csr-b1`` / ``sparse-csr-batched`` when ``sparse`` and the
-    weight has at least ``SPARSE_LINEAR_MIN`` zeros.
+    weight has at least ``SPARSE_LINEAR_MIN`` zeros. ``transposed_out``: a sparse kernel may
+    return its (M, N) result as the transpose of a C-contiguous array, the layout the next
+    sparse layer reads without a copy (see ``sparse_linear``).
 
     >>> w = np.zeros((8, 4), np.float32); w[0, 0] = 2.0
     >>> f = plan_linear(w, np.ones(4, np.float32))
@@ -65,7 +68,7 @@ def plan_linear(
     if bias is not None and bias.shape != (weight.shape[1],):
         raise ValueError(f"linear bias must have shape ({weight.shape[1]},), got {bias.shape}")
     if linear_is_sparse(weight, sparse=sparse):
-        return sparse_linear(weight, bias, activation)
+        return sparse_linear(weight, bias, activation, transposed_out=transposed_out)
     return dense_linear(weight, bias, activation)
 
 

@@ -90,6 +90,7 @@ class MatMul(OpRun):
                 None if bias is None else bias.reshape(-1).astype(np.float32),
                 activation=self.activation,
                 sparse=self.ctx.sparse,
+                transposed_out=bool(self.attr("_transposed_out", False)),
             )
             self.kernel_kind = str(getattr(self.kernel, "kind", "unknown"))
 
@@ -106,7 +107,8 @@ class MatMul(OpRun):
             y = apply_activation(self.activation, y)
             return (y,) if not self.splits else self._split(y.reshape(-1, y.shape[-1]), a)
         k, n = b.shape
-        x = np.ascontiguousarray(a.reshape(-1, k))
+        # a 2-D input goes as it is: a sparse kernel reads a transposed layout without a copy
+        x = a if a.ndim == 2 else np.ascontiguousarray(a.reshape(-1, k))
         shape = (*a.shape[:-1], n)
         if residual is None or residual.shape != shape or residual.dtype != np.float32:
             y = self.kernel(x).reshape(shape)  # (M, K) -> (M, N)
