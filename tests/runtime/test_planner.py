@@ -616,3 +616,34 @@ def test_layout_is_not_chained_into_a_dense_reader() -> None:
     np.testing.assert_allclose(
         sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_feed_forward_block_passes_the_transposed_layout_through_gelu(batch: int) -> None:
+    # a transformer's feed-forward block: up-projection + bias, exact GELU (erf pattern),
+    # down-projection + bias + residual; both projections sparse
+    consts: dict[str, Any] = {
+        "sqrt2": np.float32(np.sqrt(2)),
+        "one": np.float32(1),
+        "half": np.float32(0.5),
+        "w1": _weight((24, 64), 0.9),
+        "b1": RNG.standard_normal(64).astype(np.float32),
+        "w2": _weight((64, 24), 0.9),
+        "b2": RNG.standard_normal(24).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("MatMul", ["inp", "w1"], ["u"], name="up"),
+        helper.make_node("Add", ["u", "b1"], ["x"]),
+        *_gelu_nodes("half-last"),
+        helper.make_node("MatMul", ["y", "w2"], ["d"], name="down"),
+        helper.make_node("Add", ["d", "b2"], ["db"]),
+        helper.make_node("Add", ["db", "inp"], ["out"]),
+    ]
+    model = _model(nodes, consts, [("inp", ["b", 16, 24])], ["out"])  # type: ignore[list-item]
+    sess = InferenceSession(model, threads=2)
+    assert any(f.startswith("MatMul transposed output: up -> ") for f in sess.plan.fusions)
+    assert _ops(sess) == ["MatMul", "Gelu", "MatMul"]
+    x = RNG.standard_normal((batch, 16, 24)).astype(np.float32)
+    np.testing.assert_allclose(
+        sess.run(None, {"inp": x})[0], _ort(model, {"inp": x})[0], rtol=1e-5, atol=1e-5
+    )

@@ -11,8 +11,8 @@ Passes, in order (each one a small function):
    residual Add into the MatMul that produces one of its inputs,
    torch's exact-GELU pattern (Div/Erf/Add/Mul/Mul) into one ``com.microsoft::Gelu``,
    and sibling MatMuls reading the same input (attention's Q, K and V projections) into one
-   GEMM over their concatenated weights; a sparse MatMul read only by sparse MatMuls hands
-   its result on transposed (the layout their kernel reads);
+   GEMM over their concatenated weights; a sparse MatMul read only by sparse MatMuls
+   (directly or through a GELU) hands its result on transposed (the layout they read);
 4. dead-node removal, op instantiation (kernels are planned here), and last-use liveness so
    intermediate arrays are released as soon as nothing reads them.
 """
@@ -541,35 +541,54 @@ def _merge_sibling_matmuls(
 
 
 def _sparse_matmul(plan: Plan, node: Node, sparse: bool) -> bool:
-    """Whether ``node`` is a MatMul of a 2-D input by a constant weight planned sparse."""
+    """Whether ``node`` is a MatMul by a constant 2-D weight planned sparse."""
     w = _float_const(plan, node, 1)
-    rank = len(plan.shapes.get(node.inputs[0], [])) if node.inputs else 0
     return (
         node.op_type == "MatMul"
         and node.domain in ("", "ai.onnx")
         and w is not None
         and w.ndim == 2
-        and rank == 2
         and linear_is_sparse(w, sparse=sparse)
     )
 
 
+# elementwise ops whose kernels keep a transposed layout (kernels/_erf.py)
+_LAYOUT_KEEPING = {("Gelu", "com.microsoft"), ("Gelu", ""), ("Gelu", "ai.onnx")}
+
+
 def _chain_sparse_layouts(nodes: list[Node], plan: Plan, outputs: set[str], sparse: bool) -> None:
-    """A sparse MatMul whose only readers are sparse MatMuls returns its result transposed
+    """A sparse MatMul read only by sparse MatMuls (an MLP's layers), directly or through
+    a GELU (a transformer's feed-forward block), returns its result transposed
     (``_transposed_out``): the batched sparse kernel reads its input as xT (K, M), so the
-    next layer of an MLP then starts without a transpose (see ``sparse_linear``)."""
+    next layer starts without a transpose (see ``sparse_linear``)."""
     readers = _consumers(nodes)
+
+    def only_sparse_readers(value: str) -> bool:
+        users = readers.get(value, [])
+        return (
+            value not in outputs
+            and bool(users)
+            and all(
+                _sparse_matmul(plan, u, sparse)
+                and u.inputs[0] == value
+                and value not in u.inputs[1:]
+                for u in users
+            )
+        )
+
     for mm in nodes:
         if not _sparse_matmul(plan, mm, sparse) or "_splits" in mm.attrs:
             continue
-        if len(mm.outputs) != 1 or mm.outputs[0] in outputs:
+        if len(mm.outputs) != 1:
             continue
         users = readers.get(mm.outputs[0], [])
-        if users and all(
-            _sparse_matmul(plan, u, sparse)
-            and u.inputs[0] == mm.outputs[0]
-            and mm.outputs[0] not in u.inputs[1:]
-            for u in users
+        via = users[0] if len(users) == 1 else None
+        if only_sparse_readers(mm.outputs[0]) or (
+            mm.outputs[0] not in outputs
+            and via is not None
+            and (via.op_type, via.domain) in _LAYOUT_KEEPING
+            and len(via.outputs) == 1
+            and only_sparse_readers(via.outputs[0])
         ):
             mm.attrs["_transposed_out"] = True
             plan.fusions.append(f"MatMul transposed output: {mm.name} -> {users[0].name}")

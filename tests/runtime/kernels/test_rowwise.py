@@ -93,3 +93,17 @@ def test_erf_and_gelu_against_math_erf(n: int) -> None:
     gelu = np.array([0.5 * float(v) * (1 + math.erf(float(v) / math.sqrt(2))) for v in x[:-2]])
     np.testing.assert_allclose(gelu_f32(x[:-2]), gelu, rtol=1e-6, atol=1e-6)
     assert np.isnan(erf_f32(np.array([np.nan], np.float32)))[0]
+
+
+def test_erf_and_gelu_keep_a_transposed_layout() -> None:
+    # a sparse layer hands its output on as the transpose of a C-contiguous array; the
+    # elementwise kernels keep that layout (no copy) and still compute every element
+    x = (RNG.standard_normal((300, 64)) * 3).astype(np.float32).T  # (64, 300), F order
+    for f, one in (
+        (erf_f32, math.erf),
+        (gelu_f32, lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2)))),
+    ):
+        y = f(x)
+        assert y.shape == x.shape and y.T.flags.c_contiguous
+        want = np.vectorize(lambda v, g=one: g(float(v)))(x)
+        np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6)

@@ -93,6 +93,10 @@ def _gelu_serial(x, out):  # type: ignore[no-untyped-def]
 
 
 def _apply(x: np.ndarray, fns: tuple[object, object]) -> np.ndarray:
+    if x.dtype == np.float32 and not x.flags.c_contiguous and x.T.flags.c_contiguous:
+        # the transpose of a C-contiguous array (a sparse layer's output handed on in the
+        # layout the next sparse layer reads): keep that layout rather than copy it
+        return _apply(x.T, fns).T
     src = np.ascontiguousarray(x, dtype=np.float32)
     y = empty(src.shape)
     fn = fns[0] if src.size < SERIAL_MAX else fns[1]

@@ -107,8 +107,9 @@ class MatMul(OpRun):
             y = apply_activation(self.activation, y)
             return (y,) if not self.splits else self._split(y.reshape(-1, y.shape[-1]), a)
         k, n = b.shape
-        # a 2-D input goes as it is: a sparse kernel reads a transposed layout without a copy
-        x = a if a.ndim == 2 else np.ascontiguousarray(a.reshape(-1, k))
+        # no copy here: the kernels make their input contiguous if they need to, and a
+        # sparse one reads a transposed layout (see _chain_sparse_layouts) as it is
+        x = a.reshape(-1, k)
         shape = (*a.shape[:-1], n)
         if residual is None or residual.shape != shape or residual.dtype != np.float32:
             y = self.kernel(x).reshape(shape)  # (M, K) -> (M, N)
