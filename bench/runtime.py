@@ -12,6 +12,12 @@ on a shared machine, trust the ratio more than either throughput.
     python bench/runtime.py --kernels --batches 1,64     # per-layer kernel numbers
     python bench/runtime.py --models resnet50 --sparsity 0.9 --batches 1 --rounds 15 --min-time 0.1
     python bench/runtime.py --threads 1 --cpu-time ...   # steadiest on a shared machine
+    python bench/runtime.py --deepsparse ds/bin/python ...  # add DeepSparse 1.8 lines
+
+DeepSparse is never a dependency (evaluation-only licence): ``--deepsparse`` (or
+ZOO_BENCH_DEEPSPARSE) names the python of a virtualenv where it is installed, and each row
+then gets a line with DeepSparse's items/s on the same file and inputs (bench/_deepsparse.py,
+in a subprocess, after the row: the ratio is against that row's onnxruntime median).
 
 Never run by the test suite.
 """
@@ -19,11 +25,15 @@ Never run by the test suite.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -157,7 +167,43 @@ def bench_models(args: argparse.Namespace) -> list[tuple[Any, ...]]:
                 load = os.getloadavg()[0]
                 rows.append((name, sp, b, b / t_ort, b / t_zoo, ratio, diff, plan_s, load))
                 _print_row(rows[-1])
+                if args.deepsparse:
+                    print(_deepsparse_line(args, case, ref, feeds, want, t_ort), flush=True)
     return rows
+
+
+def _deepsparse_line(
+    args: argparse.Namespace,
+    case: Case,
+    ref: ort.InferenceSession,
+    feeds: Feeds,
+    want: np.ndarray,
+    t_ort: float,
+) -> str:
+    """DeepSparse on the same file and inputs, in its own virtualenv (bench/_deepsparse.py)."""
+    worker = Path(__file__).with_name("_deepsparse.py")
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-ds-") as tmp_s:
+        tmp = Path(tmp_s)
+        (tmp / "model.onnx").write_bytes(case.onnx_bytes)
+        np.savez(tmp / "feeds.npz", *[feeds[i.name] for i in ref.get_inputs()])
+        cmd = [args.deepsparse, str(worker), str(tmp / "model.onnx"), str(tmp / "feeds.npz")]
+        cmd += [str(args.threads), str(args.rounds), str(args.min_time), str(tmp / "out.npz")]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"{'':9s} deepsparse: not run ({e})"
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return f"{'':9s} deepsparse: failed ({last[:120]})"
+        seconds = statistics.median(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+        with np.load(tmp / "out.npz") as out:
+            got = out["arr_0"]
+    b = next(iter(feeds.values())).shape[0]
+    diff = float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-30))
+    return (
+        f"{'':9s} deepsparse {b / seconds:10.1f} items/s, {t_ort / seconds:5.2f}x onnxruntime"
+        f" (rel diff {diff:.1e}; its own process, after the row)"
+    )
 
 
 def _print_row(r: tuple[Any, ...]) -> None:
@@ -209,6 +255,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="onnxruntime's intra-op workers block instead of spinning between ops\n"
         "(session.intra_op.allow_spinning=0), as zoo's do: fairer on a loaded machine",
+    )
+    p.add_argument(
+        "--deepsparse",
+        default=os.environ.get("ZOO_BENCH_DEEPSPARSE"),
+        metavar="PYTHON",
+        help="python of a virtualenv with deepsparse installed: add its numbers per row",
     )
     args = p.parse_args(argv)
     ORT_SPIN[0] = not args.ort_no_spin
