@@ -452,9 +452,12 @@ def _weight(shape: tuple[int, int], sparsity: float) -> np.ndarray[Any, Any]:
     return w
 
 
-def _attention_projections(k_act: str | None, v_sparsity: float) -> onnx.ModelProto:
+def _attention_projections(
+    k_act: str | None, v_sparsity: float, o_sparsity: float | None = None
+) -> onnx.ModelProto:
     """x -> Q, K, V projections (Q and V with a bias Add) -> two heads -> softmax(Q K^T) V:
-    attention reading its sibling MatMuls' outputs, in a small graph."""
+    attention reading its sibling MatMuls' outputs, in a small graph; with ``o_sparsity``,
+    the heads merged back go through an output projection."""
     nodes = [
         helper.make_node("MatMul", ["x", "wq"], ["q0"], name="q"),
         helper.make_node("Add", ["q0", "bq"], ["q"], name="q_bias"),
@@ -476,7 +479,13 @@ def _attention_projections(k_act: str | None, v_sparsity: float) -> onnx.ModelPr
     if k_act is not None:
         nodes[2].output[0] = "k_pre"
         nodes.insert(3, helper.make_node(k_act, ["k_pre"], ["k0"], name="k_act"))
+    extra: dict[str, Any] = {}
+    if o_sparsity is not None:
+        nodes[-1].output[0] = "merged"
+        nodes.append(helper.make_node("MatMul", ["merged", "wo"], ["y"], name="o"))
+        extra["wo"] = _weight((8, 8), o_sparsity)
     inits: dict[str, Any] = {
+        **extra,
         "wq": _weight((16, 8), 0.0),
         "bq": RNG.standard_normal(8).astype(np.float32),
         "wk": _weight((16, 8), 0.0),
@@ -647,3 +656,29 @@ def test_feed_forward_block_passes_the_transposed_layout_through_gelu(batch: int
     np.testing.assert_allclose(
         sess.run(None, {"inp": x})[0], _ort(model, {"inp": x})[0], rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("o_sparsity", [0.0, 0.9])
+@pytest.mark.parametrize("shape", [(1, 8, 16), (1, 5, 16), (3, 8, 16)])
+def test_attention_output_is_computed_transposed_for_the_projection(
+    o_sparsity: float, shape: tuple[int, ...]
+) -> None:
+    # P @ V as (V^T P^T)^T: the head merge is then a view, and a sparse projection reads
+    # it as xT (batch 1, a sequence that is a multiple of 8) without copying
+    model = _attention_projections(k_act=None, v_sparsity=0.0, o_sparsity=o_sparsity)
+    sess = InferenceSession(model, threads=2)
+    assert "MatMul transposed result: pv -> o" in sess.plan.fusions
+    x = RNG.standard_normal(shape).astype(np.float32)
+    np.testing.assert_allclose(
+        sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_attention_output_that_is_a_graph_output_stays_as_is() -> None:
+    model = _attention_projections(k_act=None, v_sparsity=0.0)  # the merge is the output
+    sess = InferenceSession(model)
+    assert not any("transposed result" in f for f in sess.plan.fusions)
+    x = RNG.standard_normal((2, 8, 16)).astype(np.float32)
+    y = sess.run(None, {"x": x})[0]
+    assert y.flags.c_contiguous
+    np.testing.assert_allclose(y, _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5)
