@@ -453,11 +453,15 @@ def _weight(shape: tuple[int, int], sparsity: float) -> np.ndarray[Any, Any]:
 
 
 def _attention_projections(
-    k_act: str | None, v_sparsity: float, o_sparsity: float | None = None
+    k_act: str | None,
+    v_sparsity: float,
+    o_sparsity: float | None = None,
+    scale: tuple[str, float] | None = None,
 ) -> onnx.ModelProto:
     """x -> Q, K, V projections (Q and V with a bias Add) -> two heads -> softmax(Q K^T) V:
     attention reading its sibling MatMuls' outputs, in a small graph; with ``o_sparsity``,
-    the heads merged back go through an output projection."""
+    the heads merged back go through an output projection; with ``scale`` (op, constant),
+    the scores are scaled before the softmax."""
     nodes = [
         helper.make_node("MatMul", ["x", "wq"], ["q0"], name="q"),
         helper.make_node("Add", ["q0", "bq"], ["q"], name="q_bias"),
@@ -480,6 +484,11 @@ def _attention_projections(
         nodes[2].output[0] = "k_pre"
         nodes.insert(3, helper.make_node(k_act, ["k_pre"], ["k0"], name="k_act"))
     extra: dict[str, Any] = {}
+    if scale is not None:
+        at = next(i for i, n in enumerate(nodes) if n.name == "qk")
+        nodes[at].output[0] = "raw"
+        nodes.insert(at + 1, helper.make_node(scale[0], ["raw", "c"], ["scores"], name="scale"))
+        extra["c"] = np.float32(scale[1])
     if o_sparsity is not None:
         nodes[-1].output[0] = "merged"
         nodes.append(helper.make_node("MatMul", ["merged", "wo"], ["y"], name="o"))
@@ -682,3 +691,26 @@ def test_attention_output_that_is_a_graph_output_stays_as_is() -> None:
     y = sess.run(None, {"x": x})[0]
     assert y.flags.c_contiguous
     np.testing.assert_allclose(y, _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("k_act", "v_sparsity"),
+    [(None, 0.0), (None, 0.9), ("Relu", 0.95)],
+    ids=["q+k+v", "q+k", "q-alone"],  # what the Q projection is merged with
+)
+@pytest.mark.parametrize(
+    ("scale", "folded"),
+    [(("Div", 8.0), True), (("Mul", 0.125), True), (("Div", 3.0), False)],
+    ids=["div-8", "mul-eighth", "div-3"],
+)
+def test_power_of_two_attention_scale_folds_into_the_q_projection(
+    scale: tuple[str, float], folded: bool, k_act: str | None, v_sparsity: float
+) -> None:
+    model = _attention_projections(k_act=k_act, v_sparsity=v_sparsity, scale=scale)
+    sess = InferenceSession(model, threads=2)
+    assert any(f.startswith("attention scale into") for f in sess.plan.fusions) == folded
+    assert ("scale" in {s.node.name for s in sess.plan.steps}) != folded
+    x = RNG.standard_normal((2, 8, 16)).astype(np.float32)
+    np.testing.assert_allclose(
+        sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5
+    )

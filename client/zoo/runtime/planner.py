@@ -12,8 +12,9 @@ Passes, in order (each one a small function):
    torch's exact-GELU pattern (Div/Erf/Add/Mul/Mul) into one ``com.microsoft::Gelu``,
    and sibling MatMuls reading the same input (attention's Q, K and V projections) into one
    GEMM over their concatenated weights; a sparse MatMul read only by sparse MatMuls
-   (directly or through a GELU) hands its result on transposed (the layout they read), and
-   attention's P @ V is computed transposed when its heads are merged for a projection;
+   (directly or through a GELU) hands its result on transposed (the layout they read),
+   attention's P @ V is computed transposed when its heads are merged for a projection,
+   and a power-of-two scale of attention's scores folds into the Q projection;
 4. dead-node removal, op instantiation (kernels are planned here), and last-use liveness so
    intermediate arrays are released as soon as nothing reads them.
 """
@@ -134,6 +135,7 @@ def build_plan(model: ModelProto, *, sparse: bool = True) -> Plan:
     nodes = _fuse_matmul_residual(nodes, plan, output_names)
     nodes = _fuse_gelu(nodes, plan, output_names)
     nodes = _merge_sibling_matmuls(nodes, plan, output_names, sparse)
+    nodes = _fold_attention_scale(nodes, plan, output_names)
     _chain_sparse_layouts(nodes, plan, output_names, sparse)
     _transposed_attention_output(nodes, plan, output_names)
     nodes = _remove_dead(nodes, output_names)
@@ -540,6 +542,81 @@ def _merge_sibling_matmuls(
         removed.update(id(mm) for mm in siblings)
         plan.fusions.append(f"MatMul siblings: {names}")
     return [merged.get(id(n), n) for n in nodes if id(n) not in removed or id(n) in merged]
+
+
+def _power_of_two(plan: Plan, node: Node, i: int) -> float | None:
+    """The float scalar constant input ``i`` of ``node`` if it is a power of two, else None."""
+    c = plan.constants.get(node.inputs[i]) if i < len(node.inputs) else None
+    if c is None or c.dtype != np.float32 or c.size != 1:
+        return None
+    value = float(c.reshape(-1)[0])
+    if value <= 0 or not math.isfinite(value) or math.frexp(value)[0] != 0.5:
+        return None
+    return value
+
+
+def _fold_attention_scale(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Node]:
+    """Attention's ``Q K^T / sqrt(d)`` with a power-of-two scale (8 for heads of 64) folds
+    into the Q projection's weight and bias: one pass over the scores less, and exact -
+    scaling by a power of two commutes with every rounding of the GEMM.
+
+    Matches Div(MatMul(Transpose(Reshape(q)), k), c) and Mul by 1/c, where q is the output
+    of a MatMul by a constant weight (or one output of merged siblings) read only by that
+    Reshape, and every value on the way has one reader.
+    """
+    readers = _consumers(nodes)
+    producer = {o: n for n in nodes for o in n.outputs if o}
+    removed: set[int] = set()
+    for qk in nodes:
+        if qk.op_type != "MatMul" or len(qk.inputs) != 2 or qk.inputs[1] in plan.constants:
+            continue
+        scale = _single_reader(qk, readers, outputs)
+        if scale is None or scale.op_type not in ("Div", "Mul") or len(scale.inputs) != 2:
+            continue
+        if scale.op_type == "Div" and scale.inputs[0] == qk.outputs[0]:
+            c = _power_of_two(plan, scale, 1)
+            factor = None if c is None else 1.0 / c
+        elif scale.op_type == "Mul":
+            other = 1 if scale.inputs[0] == qk.outputs[0] else 0
+            factor = _power_of_two(plan, scale, other)
+        else:
+            factor = None
+        tr = producer.get(qk.inputs[0])
+        rs = None if tr is None else producer.get(tr.inputs[0])
+        proj = None if rs is None else producer.get(rs.inputs[0])
+        if factor is None or tr is None or rs is None or proj is None:
+            continue
+        if tr.op_type != "Transpose" or rs.op_type != "Reshape" or proj.op_type != "MatMul":
+            continue
+        if readers.get(tr.outputs[0]) != [qk] or readers.get(rs.outputs[0]) != [tr]:
+            continue
+        q = rs.inputs[0]
+        w = _float_const(plan, proj, 1)
+        if w is None or w.ndim != 2 or readers.get(q) != [rs] or q in outputs:
+            continue
+        if "_activation" in proj.attrs or len(proj.inputs) > 3:
+            continue
+        splits = tuple(proj.attrs.get("_splits", (w.shape[1],)))
+        at = proj.outputs.index(q)
+        lo = sum(splits[:at])
+        cols = slice(lo, lo + splits[at])
+        new_w = w.copy()
+        new_w[:, cols] *= np.float32(factor)
+        w_name = _unique(plan, f"{proj.name}/scaled_weight")
+        plan.constants[w_name] = new_w
+        inputs = [proj.inputs[0], w_name]
+        bias = _float_const(plan, proj, 2)
+        if bias is not None:
+            new_b = bias.reshape(-1).copy()
+            new_b[cols] *= np.float32(factor)
+            b_name = _unique(plan, f"{proj.name}/scaled_bias")
+            plan.constants[b_name] = new_b
+            inputs.append(b_name)
+        proj.inputs = inputs
+        qk.outputs = [scale.outputs[0]]
+        removed.add(id(scale))
+        plan.fusions.append(f"attention scale into {proj.name}: {scale.name}")
+    return [n for n in nodes if id(n) not in removed]
 
 
 def _sparse_matmul(plan: Plan, node: Node, sparse: bool) -> bool:
