@@ -455,13 +455,11 @@ def _weight(shape: tuple[int, int], sparsity: float) -> np.ndarray[Any, Any]:
 def _attention_projections(
     k_act: str | None,
     v_sparsity: float,
-    o_sparsity: float | None = None,
     scale: tuple[str, float] | None = None,
 ) -> onnx.ModelProto:
     """x -> Q, K, V projections (Q and V with a bias Add) -> two heads -> softmax(Q K^T) V:
-    attention reading its sibling MatMuls' outputs, in a small graph; with ``o_sparsity``,
-    the heads merged back go through an output projection; with ``scale`` (op, constant),
-    the scores are scaled before the softmax."""
+    attention reading its sibling MatMuls' outputs, in a small graph; with ``scale`` (op,
+    constant), the scores are scaled before the softmax."""
     nodes = [
         helper.make_node("MatMul", ["x", "wq"], ["q0"], name="q"),
         helper.make_node("Add", ["q0", "bq"], ["q"], name="q_bias"),
@@ -489,10 +487,6 @@ def _attention_projections(
         nodes[at].output[0] = "raw"
         nodes.insert(at + 1, helper.make_node(scale[0], ["raw", "c"], ["scores"], name="scale"))
         extra["c"] = np.float32(scale[1])
-    if o_sparsity is not None:
-        nodes[-1].output[0] = "merged"
-        nodes.append(helper.make_node("MatMul", ["merged", "wo"], ["y"], name="o"))
-        extra["wo"] = _weight((8, 8), o_sparsity)
     inits: dict[str, Any] = {
         **extra,
         "wq": _weight((16, 8), 0.0),
@@ -665,32 +659,6 @@ def test_feed_forward_block_passes_the_transposed_layout_through_gelu(batch: int
     np.testing.assert_allclose(
         sess.run(None, {"inp": x})[0], _ort(model, {"inp": x})[0], rtol=1e-5, atol=1e-5
     )
-
-
-@pytest.mark.parametrize("o_sparsity", [0.0, 0.9])
-@pytest.mark.parametrize("shape", [(1, 8, 16), (1, 5, 16), (3, 8, 16)])
-def test_attention_output_is_computed_transposed_for_the_projection(
-    o_sparsity: float, shape: tuple[int, ...]
-) -> None:
-    # P @ V as (V^T P^T)^T: the head merge is then a view, and a sparse projection reads
-    # it as xT (batch 1, a sequence that is a multiple of 8) without copying
-    model = _attention_projections(k_act=None, v_sparsity=0.0, o_sparsity=o_sparsity)
-    sess = InferenceSession(model, threads=2)
-    assert "MatMul transposed result: pv -> o" in sess.plan.fusions
-    x = RNG.standard_normal(shape).astype(np.float32)
-    np.testing.assert_allclose(
-        sess.run(None, {"x": x})[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5
-    )
-
-
-def test_attention_output_that_is_a_graph_output_stays_as_is() -> None:
-    model = _attention_projections(k_act=None, v_sparsity=0.0)  # the merge is the output
-    sess = InferenceSession(model)
-    assert not any("transposed result" in f for f in sess.plan.fusions)
-    x = RNG.standard_normal((2, 8, 16)).astype(np.float32)
-    y = sess.run(None, {"x": x})[0]
-    assert y.flags.c_contiguous
-    np.testing.assert_allclose(y, _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ Passes, in order (each one a small function):
    and sibling MatMuls reading the same input (attention's Q, K and V projections) into one
    GEMM over their concatenated weights; a sparse MatMul read only by sparse MatMuls
    (directly or through a GELU) hands its result on transposed (the layout they read),
-   attention's P @ V is computed transposed when its heads are merged for a projection,
    and a power-of-two scale of attention's scores folds into the Q projection;
 4. dead-node removal, op instantiation (kernels are planned here), and last-use liveness so
    intermediate arrays are released as soon as nothing reads them.
@@ -137,7 +136,6 @@ def build_plan(model: ModelProto, *, sparse: bool = True) -> Plan:
     nodes = _merge_sibling_matmuls(nodes, plan, output_names, sparse)
     nodes = _fold_attention_scale(nodes, plan, output_names)
     _chain_sparse_layouts(nodes, plan, output_names, sparse)
-    _transposed_attention_output(nodes, plan, output_names)
     nodes = _remove_dead(nodes, output_names)
 
     ctx = BuildContext(opset, plan.constants, sparse)
@@ -671,45 +669,6 @@ def _chain_sparse_layouts(nodes: list[Node], plan: Plan, outputs: set[str], spar
         ):
             mm.attrs["_transposed_out"] = True
             plan.fusions.append(f"MatMul transposed output: {mm.name} -> {users[0].name}")
-
-
-def _transposed_attention_output(nodes: list[Node], plan: Plan, outputs: set[str]) -> None:
-    """Attention's P @ V, whose heads are merged back (Transpose [0, 2, 1, 3], Reshape) for
-    the output projection, is computed as (V^T P^T)^T (``_transposed_result``).
-
-    The same products, but the result is then the transpose of a C-contiguous stack, and
-    the head merge of that is a view: (B, S, H*D) with the S axis contiguous. So the
-    Reshape copies nothing, and a sparse output projection reads it as xT without its own
-    transpose (a dense one copies it once, as the Reshape did before).
-    """
-    readers = _consumers(nodes)
-    for mm in nodes:
-        if mm.op_type != "MatMul" or mm.domain not in ("", "ai.onnx") or len(mm.inputs) != 2:
-            continue
-        if mm.inputs[1] in plan.constants or mm.attrs:
-            continue
-        tr = _single_reader(mm, readers, outputs)
-        if (
-            tr is None
-            or tr.op_type != "Transpose"
-            or list(tr.attrs.get("perm", ())) != [0, 2, 1, 3]
-        ):
-            continue
-        rs = _single_reader(tr, readers, outputs)
-        if rs is None or rs.op_type != "Reshape" or rs.inputs[0] != tr.outputs[0]:
-            continue
-        users = readers.get(rs.outputs[0], [])
-        if rs.outputs[0] in outputs or not users:
-            continue
-        if all(
-            u.op_type == "MatMul"
-            and u.inputs[0] == rs.outputs[0]
-            and (w := _float_const(plan, u, 1)) is not None
-            and w.ndim == 2
-            for u in users
-        ):
-            mm.attrs["_transposed_result"] = True
-            plan.fusions.append(f"MatMul transposed result: {mm.name} -> {users[0].name}")
 
 
 def _remove_dead(nodes: list[Node], outputs: set[str]) -> list[Node]:

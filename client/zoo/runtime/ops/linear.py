@@ -99,12 +99,6 @@ class MatMul(OpRun):
     ) -> tuple[Array, ...]:
         # bias and residual are planner-added inputs (a folded bias Add, a residual Add)
         if self.kernel is None or a.dtype != np.float32 or a.ndim < 1:
-            if self.attr("_transposed_result", False):
-                # (B^T A^T)^T: the product lands as the transpose of a C-contiguous stack,
-                # which attention's head merge (Transpose, Reshape) keeps as a view and the
-                # output projection reads as xT (see _transposed_attention_output)
-                bt, at = np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2)
-                return (np.swapaxes(matmul_batched(bt, at), -1, -2),)
             y = matmul_batched(a, b)  # attention's Q @ K^T: the heads split over threads
             if bias is not None:
                 y = y + bias
