@@ -84,15 +84,35 @@ def tiled_body(width: int) -> str:
     producing out transposed needs a transpose afterwards: each cost 30-55% of the call on
     768x3072.) Each nonzero prefetches the xT row of the nonzero PREFETCH_AHEAD steps later.
     """
+    return _tiled_source(width, transposed=False)
+
+
+def tiled_transposed_body(width: int) -> str:
+    """Source of ``csr_tt{width}``: :func:`tiled_body` with the output transposed, ``out``
+    (N, mp): a tile is one contiguous row slice out[n, b0:b0+width], stored straight from
+    the accumulators. That is the layout the next sparse layer reads (xT), so a chain of
+    sparse layers (an MLP) skips the buffer-and-scatter here and the transpose there."""
+    return _tiled_source(width, transposed=True)
+
+
+def _tiled_source(width: int, *, transposed: bool) -> str:
+    # the two tiled kernels differ only in where a finished tile goes
     acc = [f"a{i}" for i in range(width)]
+    name, doc = (
+        (f"csr_tt{width}", f"out (N, mp) gets out[n, b0:b0+{width}] = acc")
+        if transposed
+        else (f"csr_t{width}", f"acc += w[n, k] * xT[k, b0:b0+{width}]")
+    )
     lines = [
-        f"def csr_t{width}(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, "
-        "out):",
-        f'    """{width} batch columns per tile: acc += w[n, k] * xT[k, b0:b0+{width}]."""',
+        f"def {name}(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):",
+        f'    """{width} batch columns per tile: {doc}."""',
         "    ump = _u64(mp)",
         "    n_out = indptr.shape[0] - 1",
         f"    for nb in PRANGE((n_out + {ROW_BLOCK - 1}) // {ROW_BLOCK}):",
-        f"        buf = np.empty({ROW_BLOCK * width}, np.float32)",
+    ]
+    if not transposed:
+        lines += [f"        buf = np.empty({ROW_BLOCK * width}, np.float32)"]
+    lines += [
         f"        n0 = nb * {ROW_BLOCK}",
         f"        n1 = min(n_out, n0 + {ROW_BLOCK})",
         f"        for b0 in range(b_lo, b_hi, {width}):",
@@ -114,6 +134,13 @@ def tiled_body(width: int) -> str:
     ]
     lines += [f"                    {a} += v * xf[base + _u64({i})]" for i, a in enumerate(acc)]
     lines += ["                    j += _u64(1)"]
+    if transposed:
+        lines += ["                row = out[n]"]
+        lines += [
+            f"                row[ub0 + _u64({i})] = act({a}, code, alpha, beta)"
+            for i, a in enumerate(acc)
+        ]
+        return "\n".join(lines) + "\n"
     lines += [f"                o = _u64(n - n0) * _u64({width})"]
     lines += [f"                buf[o + _u64({i})] = {a}" for i, a in enumerate(acc)]
     lines += [
@@ -121,47 +148,6 @@ def tiled_body(width: int) -> str:
         "                row = out[b0 + i]",
         "                for n in range(n0, n1):",
         f"                    row[n] = act(buf[(n - n0) * {width} + i], code, alpha, beta)",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def tiled_transposed_body(width: int) -> str:
-    """Source of ``csr_tt{width}``: :func:`tiled_body` with the output transposed, ``out``
-    (N, mp): a tile is one contiguous row slice out[n, b0:b0+width], stored straight from
-    the accumulators. That is the layout the next sparse layer reads (xT), so a chain of
-    sparse layers (an MLP) skips the buffer-and-scatter here and the transpose there."""
-    acc = [f"a{i}" for i in range(width)]
-    lines = [
-        f"def csr_tt{width}(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, "
-        "beta, out):",
-        f'    """{width} batch columns per tile, out (N, mp): out[n, b0:b0+{width}] = tile."""',
-        "    ump = _u64(mp)",
-        "    n_out = indptr.shape[0] - 1",
-        f"    for nb in PRANGE((n_out + {ROW_BLOCK - 1}) // {ROW_BLOCK}):",
-        f"        n0 = nb * {ROW_BLOCK}",
-        f"        n1 = min(n_out, n0 + {ROW_BLOCK})",
-        f"        for b0 in range(b_lo, b_hi, {width}):",
-        "            ub0 = _u64(b0)",
-        "            for n in range(n0, n1):",
-        "                lo = _u64(indptr[n])",
-        "                hi = _u64(indptr[n + 1])",
-        "                bn = bias[n]",
-    ]
-    lines += [f"                {a} = bn" for a in acc]
-    lines += [
-        "                j = lo",
-        "                while j < hi:",
-        "                    v = values[j]",
-        "                    base = _u64(indices[j]) * ump + ub0",
-        f"                    pf = _u64(indices[j + _u64({PREFETCH_AHEAD})]) * ump + ub0",
-        "                    prefetch(xf, pf)",
-        "                    prefetch(xf, pf + _u64(16))",
-    ]
-    lines += [f"                    {a} += v * xf[base + _u64({i})]" for i, a in enumerate(acc)]
-    lines += ["                    j += _u64(1)", "                row = out[n]"]
-    lines += [
-        f"                row[ub0 + _u64({i})] = act({a}, code, alpha, beta)"
-        for i, a in enumerate(acc)
     ]
     return "\n".join(lines) + "\n"
 

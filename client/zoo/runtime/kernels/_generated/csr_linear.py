@@ -1035,7 +1035,7 @@ def csr_t8_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt64(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """64 batch columns per tile, out (N, mp): out[n, b0:b0+64] = tile."""
+    """64 batch columns per tile: out (N, mp) gets out[n, b0:b0+64] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
     for nb in numba.prange((n_out + 15) // 16):
@@ -1112,7 +1112,7 @@ def csr_tt64(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
                 a62 = bn
                 a63 = bn
                 j = lo
-                while j < hi:
+                while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
                     base = _u64(indices[j]) * ump + ub0
                     pf = _u64(indices[j + _u64(16)]) * ump + ub0
@@ -1252,7 +1252,7 @@ def csr_tt64(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """64 batch columns per tile, out (N, mp): out[n, b0:b0+64] = tile."""
+    """64 batch columns per tile: out (N, mp) gets out[n, b0:b0+64] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
     for nb in range((n_out + 15) // 16):
@@ -1329,7 +1329,7 @@ def csr_tt64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                 a62 = bn
                 a63 = bn
                 j = lo
-                while j < hi:
+                while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
                     base = _u64(indices[j]) * ump + ub0
                     pf = _u64(indices[j + _u64(16)]) * ump + ub0
@@ -1469,7 +1469,7 @@ def csr_tt64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt32(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """32 batch columns per tile, out (N, mp): out[n, b0:b0+32] = tile."""
+    """32 batch columns per tile: out (N, mp) gets out[n, b0:b0+32] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
     for nb in numba.prange((n_out + 15) // 16):
@@ -1514,7 +1514,7 @@ def csr_tt32(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
                 a30 = bn
                 a31 = bn
                 j = lo
-                while j < hi:
+                while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
                     base = _u64(indices[j]) * ump + ub0
                     pf = _u64(indices[j + _u64(16)]) * ump + ub0
@@ -1590,7 +1590,7 @@ def csr_tt32(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """32 batch columns per tile, out (N, mp): out[n, b0:b0+32] = tile."""
+    """32 batch columns per tile: out (N, mp) gets out[n, b0:b0+32] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
     for nb in range((n_out + 15) // 16):
@@ -1635,7 +1635,7 @@ def csr_tt32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                 a30 = bn
                 a31 = bn
                 j = lo
-                while j < hi:
+                while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
                     base = _u64(indices[j]) * ump + ub0
                     pf = _u64(indices[j + _u64(16)]) * ump + ub0
@@ -1711,7 +1711,7 @@ def csr_tt32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt16(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """16 batch columns per tile, out (N, mp): out[n, b0:b0+16] = tile."""
+    """16 batch columns per tile: out (N, mp) gets out[n, b0:b0+16] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
     for nb in numba.prange((n_out + 15) // 16):
@@ -1740,7 +1740,7 @@ def csr_tt16(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
                 a14 = bn
                 a15 = bn
                 j = lo
-                while j < hi:
+                while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
                     base = _u64(indices[j]) * ump + ub0
                     pf = _u64(indices[j + _u64(16)]) * ump + ub0
@@ -1784,7 +1784,7 @@ def csr_tt16(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """16 batch columns per tile, out (N, mp): out[n, b0:b0+16] = tile."""
+    """16 batch columns per tile: out (N, mp) gets out[n, b0:b0+16] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
     for nb in range((n_out + 15) // 16):
@@ -1813,7 +1813,7 @@ def csr_tt16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                 a14 = bn
                 a15 = bn
                 j = lo
-                while j < hi:
+                while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
                     base = _u64(indices[j]) * ump + ub0
                     pf = _u64(indices[j + _u64(16)]) * ump + ub0
@@ -1857,7 +1857,7 @@ def csr_tt16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt8(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """8 batch columns per tile, out (N, mp): out[n, b0:b0+8] = tile."""
+    """8 batch columns per tile: out (N, mp) gets out[n, b0:b0+8] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
     for nb in numba.prange((n_out + 15) // 16):
@@ -1878,7 +1878,7 @@ def csr_tt8(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta
                 a6 = bn
                 a7 = bn
                 j = lo
-                while j < hi:
+                while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
                     base = _u64(indices[j]) * ump + ub0
                     pf = _u64(indices[j + _u64(16)]) * ump + ub0
@@ -1906,7 +1906,7 @@ def csr_tt8(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt8_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """8 batch columns per tile, out (N, mp): out[n, b0:b0+8] = tile."""
+    """8 batch columns per tile: out (N, mp) gets out[n, b0:b0+8] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
     for nb in range((n_out + 15) // 16):
@@ -1927,7 +1927,7 @@ def csr_tt8_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alph
                 a6 = bn
                 a7 = bn
                 j = lo
-                while j < hi:
+                while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
                     base = _u64(indices[j]) * ump + ub0
                     pf = _u64(indices[j + _u64(16)]) * ump + ub0
