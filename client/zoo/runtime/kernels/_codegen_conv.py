@@ -22,7 +22,10 @@ def _tile(width: int, q0: str, indent: str) -> list[str]:
     lines += ["j = lo", "while j < hi:", "    v = values[j]", "    base = _u64(offs[j]) + uq0"]
     lines += [f"    {a} += v * xi[base + _u64({i})]" for i, a in enumerate(acc)]
     lines += ["    j += _u64(1)"]
-    lines += [f"oo[{q0} + {i}] = {a} + bn" for i, a in enumerate(acc)]
+    # stored through the unsigned position: with the signed q0 numba adds negative-index
+    # wraparound code to each store, which kept them scalar (64 vmovss + cmov per tile;
+    # unsigned: four vector stores, 1 thread per call 1.1-1.45x faster on ResNet-50 shapes)
+    lines += [f"oo[uq0 + _u64({i})] = {a} + bn" for i, a in enumerate(acc)]
     return [indent + line for line in lines]
 
 

@@ -13,8 +13,23 @@ input channel) and depthwise all reduce to this one kernel; it runs 64 contiguou
 positions per register tile (four AVX-512 accumulators) and skips zero weights.
 
 CPU time per call, 1 thread, 90% sparse, against onnxruntime's dense Conv (ResNet-50
-shapes at 224x224, batch 1 / 8): 3x3 stride 1 3.0-3.5x / 2.6-3.2x; 1x1 2.5-3.5x / 2.1-3.3x;
-3x3 stride 2 2.2x / 1.9x; the 7x7 stride-2 stem 3.0x / 2.3x.
+shapes at 224x224, batch 1; ``bench/runtime.py --kernels --threads 1 --cpu-time``): 3x3
+stride 1 3.0-4.0x; 1x1 2.4-4.5x (the 7x7 and 14x14 maps lowest); 3x3 stride 2 2.4x; 1x1
+stride 2 4.2x; the 7x7 stride-2 stem 3.9x. Before the tile stores went through unsigned
+positions (``_codegen_conv._tile``) and the work buffers were aligned (``_types.Scratch``):
+2.8-3.6x, 2.2-3.3x, 2.2x, 3.3x, 2.4x. Whole ResNet-50 90% model, same kind of run: 1.94x
+-> 2.53x at batch 1, 2.10x -> 2.55x at batch 64.
+
+Tried and not kept (kernel time per call, 1 thread, same shapes): 128-wide tiles (eight
+accumulator registers) 0.89-1.09x; two accumulator sets per tile, alternate nonzeros
+(the FMA chains are not the limit) 0.94-1.05x; the relu applied to each tile as it is
+stored 0.85-1.2x; input channels in blocks whose input window fits the 32 KB L1, partial
+sums kept in ``out`` between blocks (although the same kernel with every tap's offset
+folded into 16 KB ran up to 1.4x faster on the 3x3 layers) 0.5-1.0x; AVX2 instead of AVX-512
+0.75-1.2x; a numba stride-2 phase split instead of numpy's strided copies (128ch 56x56:
+0.17 ms either way); one set of work buffers shared by all convs (still in cache from the
+previous conv, the padding rewritten per call): the 90% ResNet-50 at batch 1, 1 thread,
+28.3 -> 28.0 and 29.5 -> 29.7 ms (min of 6-8 runs, alternated).
 """
 
 from __future__ import annotations
@@ -68,7 +83,7 @@ class DirectConv:
         self.cout = cout
         self.geo = geo
         self._layouts: dict[tuple[int, int, int], _Layout] = {}
-        self.scratch = Scratch()
+        self.scratch = Scratch()  # 64-byte-aligned work buffers
 
     def layout(self, c: int, h: int, w: int) -> _Layout:
         """The flat layout for an input of (C, H, W), computed once per size."""
@@ -164,7 +179,10 @@ def direct_conv(
             xb, *taps, lay.lp, lay.chunk, parts, r, lay.wq, code, fa, fb, out
         )
         if not direct:
-            # numpy's strided copy: 30 us for 64x56x56, a numba loop took 105 us
+            # numpy's strided copy: 30 us for 64x56x56, a numba loop took 105 us (and the crop
+            # inside the kernel's epilogue, from out into y, was no faster on ResNet-50's
+            # shapes; where y is out, as in a 1x1 conv, the aliased rows no longer vectorized
+            # and a residual 1x1 call took 2x as long)
             y[...] = out[:, :, :flat].reshape(n, cout, lay.ho, lay.wq)[..., : lay.wo]
 
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
@@ -177,7 +195,10 @@ def direct_conv(
             if residual.shape != y.shape:
                 raise ValueError(f"conv residual must have shape {y.shape}, got {residual.shape}")
         if n == 1 or dc.nnz * lay.lp < SERIAL_MAX_WORK:  # one image, or tiny ones: at once
-            serial = 1 if dc.nnz * n * lay.lp < SERIAL_MAX_WORK else 0
+            # one thread: the serial kernel, 5-10% faster than the parallel one run as a
+            # single part (1 thread per call: 64ch 3x3 at 56x56 0.474 -> 0.444 ms)
+            small = dc.nnz * n * lay.lp < SERIAL_MAX_WORK
+            serial = 1 if small or numba.get_num_threads() == 1 else 0
             into(x, lay, y, serial, residual)
             return y
         # A batch: one image at a time per worker, serial kernels. Each image's padded input

@@ -58,17 +58,26 @@ class Scratch:
     such arrays alive per call the faults cost more than the conv itself (4.7 ms vs 0.6 ms
     for ResNet's first conv). Buffers are zero-filled once when created: kernels rewrite the
     same interior on every call, so padding written as zero stays zero.
+
+    They start on a 64-byte (cache line) boundary: numpy's large arrays start 16 or 48 bytes
+    past one, so each 64-byte load of a register tile straddled two cache lines. Measured
+    per direct-conv call, 1 thread, 90% sparse, input aligned vs 16 bytes off: the 7x7 stem
+    0.53 -> 0.45 ms, 256->512 1x1 stride 2 at 56x56 0.50 -> 0.41, 256ch 3x3 at 14x14 0.60 ->
+    0.53; the other ResNet-50 shapes unchanged.
     """
 
     def __init__(self) -> None:
         self._local = threading.local()
 
     def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A float32 buffer of ``shape`` for this thread (zeros when first created)."""
+        """A 64-byte-aligned float32 buffer of ``shape`` for this thread (zeros when new)."""
         bufs: dict[str, np.ndarray] | None = getattr(self._local, "bufs", None)
         if bufs is None:
             bufs = self._local.bufs = {}
         buf = bufs.get(name)
         if buf is None or buf.shape != shape:
-            buf = bufs[name] = np.zeros(shape, np.float32)
+            size = int(np.prod(shape))
+            raw = np.zeros(size + 16, np.float32)
+            start = (-raw.ctypes.data % 64) // 4
+            buf = bufs[name] = raw[start : start + size].reshape(shape)
         return buf
