@@ -319,6 +319,32 @@ def _same_static_shape(plan: Plan, a: str, b: str) -> bool:
     return all(da is not None and da == db for da, db in zip(sa, sb, strict=True))
 
 
+def _residual_add(
+    node: Node,
+    op_type: str,
+    ndim: int,
+    plan: Plan,
+    readers: dict[str, list[Node]],
+    outputs: set[str],
+    taken: set[int],
+) -> tuple[Node, str] | None:
+    """(the Add, its other input) when ``node`` is an ``op_type`` with a constant float
+    weight of ``ndim`` dims, no fused activation, no residual yet, and its only reader is an
+    Add (not already fused, ``taken``) of a computed value: a residual it could fuse."""
+    w = _float_const(plan, node, 1)
+    if node.op_type != op_type or node.domain not in ("", "ai.onnx") or w is None:
+        return None
+    if w.ndim != ndim or "_activation" in node.attrs or len(node.inputs) > 3:
+        return None
+    add = _single_reader(node, readers, outputs)
+    if add is None or add.op_type != "Add" or id(add) in taken:
+        return None
+    other = _other_input(add, node.outputs[0])
+    if other is None or other == node.outputs[0] or other in plan.constants:
+        return None
+    return add, other
+
+
 def _fuse_residual(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Node]:
     """Conv -> Add(., r) [-> Relu/Clip/LeakyRelu] becomes Conv(x, W, B, r) with the activation
     applied after the add: ResNet's block ends, without two extra passes over the output.
@@ -331,17 +357,10 @@ def _fuse_residual(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Nod
     removed: set[int] = set()
     moved: dict[int, Node] = {}  # id(last fused node) -> the conv that runs there
     for conv in nodes:
-        w = _float_const(plan, conv, 1)
-        if conv.op_type != "Conv" or conv.domain not in ("", "ai.onnx") or w is None:
+        found = _residual_add(conv, "Conv", 4, plan, readers, outputs, removed)
+        if found is None:
             continue
-        if w.ndim != 4 or "_activation" in conv.attrs or len(conv.inputs) > 3:
-            continue
-        add = _single_reader(conv, readers, outputs)
-        if add is None or add.op_type != "Add" or id(add) in removed:
-            continue
-        other = _other_input(add, conv.outputs[0])
-        if other is None or other == conv.outputs[0] or other in plan.constants:
-            continue
+        add, other = found
         if not _same_static_shape(plan, conv.outputs[0], other):
             continue
         if not _same_static_shape(plan, conv.outputs[0], add.outputs[0]):
@@ -377,17 +396,10 @@ def _fuse_matmul_residual(nodes: list[Node], plan: Plan, outputs: set[str]) -> l
     removed: set[int] = set()
     moved: dict[int, Node] = {}  # id(add) -> the MatMul that runs there
     for mm in nodes:
-        w = _float_const(plan, mm, 1)
-        if mm.op_type != "MatMul" or mm.domain not in ("", "ai.onnx") or w is None:
+        found = _residual_add(mm, "MatMul", 2, plan, readers, outputs, removed)
+        if found is None:
             continue
-        if w.ndim != 2 or "_activation" in mm.attrs or len(mm.inputs) > 3:
-            continue
-        add = _single_reader(mm, readers, outputs)
-        if add is None or add.op_type != "Add" or id(add) in removed or id(add) in moved:
-            continue
-        other = _other_input(add, mm.outputs[0])
-        if other is None or other == mm.outputs[0] or other in plan.constants:
-            continue
+        add, other = found
         bias = mm.inputs[2] if len(mm.inputs) > 2 else ""
         mm.inputs = [mm.inputs[0], mm.inputs[1], bias, other]
         mm.outputs = [add.outputs[0]]
