@@ -200,6 +200,14 @@ def _float_const(plan: Plan, node: Node, i: int) -> Array | None:
     return value if value is not None and value.dtype == np.float32 else None
 
 
+def _matmul_weight(plan: Plan, node: Node) -> Array | None:
+    """The constant 2-D float32 weight of a standard-domain MatMul, else None."""
+    if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
+        return None
+    w = _float_const(plan, node, 1)
+    return w if w is not None and w.ndim == 2 else None
+
+
 def _fuse_conv_bn(nodes: list[Node], plan: Plan, outputs: set[str]) -> list[Node]:
     """Conv -> BatchNormalization (inference) becomes one Conv with rescaled weights."""
     readers = _consumers(nodes)
@@ -512,10 +520,8 @@ def _merge_sibling_matmuls(
     """
     groups: dict[tuple[str, int, Activation | None, bool], list[Node]] = {}
     for mm in nodes:
-        w = _float_const(plan, mm, 1)
-        if mm.op_type != "MatMul" or mm.domain not in ("", "ai.onnx") or w is None:
-            continue
-        if w.ndim != 2 or len(mm.outputs) != 1 or mm.outputs[0] in outputs:
+        w = _matmul_weight(plan, mm)
+        if w is None or len(mm.outputs) != 1 or mm.outputs[0] in outputs:
             continue
         if len(mm.inputs) > 3 or (len(mm.inputs) > 2 and _float_const(plan, mm, 2) is None):
             continue  # a residual input, or a bias that is not a constant
@@ -596,13 +602,13 @@ def _fold_attention_scale(nodes: list[Node], plan: Plan, outputs: set[str]) -> l
         proj = None if rs is None else producer.get(rs.inputs[0])
         if factor is None or tr is None or rs is None or proj is None:
             continue
-        if tr.op_type != "Transpose" or rs.op_type != "Reshape" or proj.op_type != "MatMul":
+        if tr.op_type != "Transpose" or rs.op_type != "Reshape":
             continue
         if readers.get(tr.outputs[0]) != [qk] or readers.get(rs.outputs[0]) != [tr]:
             continue
         q = rs.inputs[0]
-        w = _float_const(plan, proj, 1)
-        if w is None or w.ndim != 2 or readers.get(q) != [rs] or q in outputs:
+        w = _matmul_weight(plan, proj)
+        if w is None or readers.get(q) != [rs] or q in outputs:
             continue
         if "_activation" in proj.attrs or len(proj.inputs) > 3:
             continue
@@ -631,14 +637,8 @@ def _fold_attention_scale(nodes: list[Node], plan: Plan, outputs: set[str]) -> l
 
 def _sparse_matmul(plan: Plan, node: Node, sparse: bool) -> bool:
     """Whether ``node`` is a MatMul by a constant 2-D weight planned sparse."""
-    w = _float_const(plan, node, 1)
-    return (
-        node.op_type == "MatMul"
-        and node.domain in ("", "ai.onnx")
-        and w is not None
-        and w.ndim == 2
-        and linear_is_sparse(w, sparse=sparse)
-    )
+    w = _matmul_weight(plan, node)
+    return w is not None and linear_is_sparse(w, sparse=sparse)
 
 
 # elementwise ops whose kernels keep a transposed layout (kernels/_erf.py)
@@ -654,29 +654,23 @@ def _chain_sparse_layouts(nodes: list[Node], plan: Plan, outputs: set[str], spar
 
     def only_sparse_readers(value: str) -> bool:
         users = readers.get(value, [])
-        return (
-            value not in outputs
-            and bool(users)
-            and all(
-                _sparse_matmul(plan, u, sparse)
-                and u.inputs[0] == value
-                and value not in u.inputs[1:]
-                for u in users
-            )
+        return bool(users) and all(
+            _sparse_matmul(plan, u, sparse) and u.inputs[0] == value and value not in u.inputs[1:]
+            for u in users
         )
 
     for mm in nodes:
         if not _sparse_matmul(plan, mm, sparse) or "_splits" in mm.attrs:
             continue
-        if len(mm.outputs) != 1:
+        if len(mm.outputs) != 1 or mm.outputs[0] in outputs:
             continue
         users = readers.get(mm.outputs[0], [])
         via = users[0] if len(users) == 1 else None
         if only_sparse_readers(mm.outputs[0]) or (
-            mm.outputs[0] not in outputs
-            and via is not None
+            via is not None
             and (via.op_type, via.domain) in _LAYOUT_KEEPING
             and len(via.outputs) == 1
+            and via.outputs[0] not in outputs
             and only_sparse_readers(via.outputs[0])
         ):
             mm.attrs["_transposed_out"] = True

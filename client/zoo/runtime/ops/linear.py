@@ -116,7 +116,7 @@ class MatMul(OpRun):
             if residual is not None:  # one that broadcasts (or casts): numpy's Add
                 return (y + residual,)
             return (y,) if not self.splits else self._split(y.reshape(-1, n), a)
-        return (self.kernel(x, np.ascontiguousarray(residual).reshape(-1, n)).reshape(shape),)
+        return (self.kernel(x, residual.reshape(-1, n)).reshape(shape),)
 
     def _split(self, y: Array, a: Array) -> tuple[Array, ...]:
         # (M, sum N_i) -> the siblings' outputs as column views, no copies: reshaping one to
