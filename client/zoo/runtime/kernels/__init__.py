@@ -4,7 +4,7 @@
 callable that only computes (always into a fresh array). Its ``.kind`` says which:
 
 =====================  =====================================================================
-``dense-blas``         linear: numpy sgemm, split over ``set_threads`` workers (``_pool``)
+``dense-blas``         linear: numpy's sgemm, split over the ``set_threads`` threads (``_pool``)
 ``sparse-csr-b1``      linear, batch < 3: CSR dot products, uint16 indices (``_sparse_linear``)
 ``sparse-csr-batched`` linear, batch >= 3: CSR x register tile of 64 batch columns
 ``dense-im2col``       conv: im2col + sgemm per image (1x1 stride 1: no im2col) (``_dense``)
@@ -15,7 +15,7 @@ callable that only computes (always into a fresh array). Its ``.kind`` says whic
 ``dense-direct-conv``  depthwise conv with dense weights: the direct kernel, zeros kept
 =====================  =====================================================================
 
-``matmul_batched`` (np.matmul of two stacks of matrices, the stack split over the pool),
+``matmul_batched`` (np.matmul of two stacks of matrices, the stack split over the threads),
 ``maxpool2d`` (float32 MaxPool without padded copies), ``erf_f32`` and ``gelu_f32`` (one
 pass each), ``softmax_rows`` and ``layer_norm_rows`` (last axis, one pass per row) are the
 unweighted kernels.
@@ -23,7 +23,7 @@ Outputs come from ``empty``: inside ``recycling(pool)`` (as ``InferenceSession.r
 does) a released intermediate of the same shape is reused instead of a new mapping.
 
 The dense/sparse thresholds and their measurements are in ``_plan``; why numba needs the
-SLP vectorizer and passive OpenMP threads in ``_numba_env``; the kernels' source in
+SLP vectorizer and briefly spinning OpenMP threads in ``_numba_env``; the kernels' source in
 ``_generated/`` comes from ``_codegen``.
 
 >>> import numpy as np

@@ -10,6 +10,7 @@ about 50 such launches for its epilogues alone).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -17,50 +18,52 @@ from numpy.lib.stride_tricks import as_strided
 
 from ._activation import Activation, activation_code
 from ._buffers import empty
+from ._gemm import NONE1
 from ._numba_env import numba, slp_vectorize
-from ._pool import matmul_into, matmul_split, run_parallel, threads
+from ._pool import Epilogue, matmul_into, matmul_split, run_parallel, threads
 from ._types import ConvGeometry, Kernel, Scratch
 
 with slp_vectorize():
     from ._common import act
 
-    _BLOCK_SIG = (
-        "void(float32[:, ::1], int64, int64, int64, int64, float32[::1], float32[::1], "
-        "float32[:, ::1], int64, float32, float32)"
+    _IM2COL_SIG = (
+        "void(float32[:, :, ::1], int64, int64, int64, int64, int64, int64, int64, int64, "
+        "int64, int64, float32[:, ::1])"
     )
 
-    @numba.njit(_BLOCK_SIG, cache=True, nogil=True)
-    def block_epilogue(y, r0, r1, c0, c1, brow, bcol, res, code, alpha, beta):  # type: ignore[no-untyped-def]
-        # y[r0:r1, c0:c1] in place: act(y + brow[:, None] + bcol[None, :] + res), where an
-        # empty brow / bcol / res (length 0) is left out. Run by the thread that computed
-        # that block of a GEMM, right after it: the block is still in its cache, and no
-        # parallel launch of its own (a woken worker starts late on a busy machine).
-        # the loops index slices from 0: with a start of c0 numba cannot tell the index is
-        # non-negative and adds wraparound code to every access (5-30x slower, unvectorized)
-        nc = c1 - c0
-        bc = bcol[c0:c1]
-        for i in range(r0, r1):
-            row = y[i, c0:c1]
-            if bcol.shape[0] != 0:
-                for j in range(nc):
-                    row[j] += bc[j]
-            bi = brow[i] if brow.shape[0] != 0 else np.float32(0.0)
-            if res.shape[0] != 0:
-                rr = res[i, c0:c1]
-                if code == 1:
-                    for j in range(nc):
-                        v = row[j] + bi + rr[j]
-                        row[j] = v if v > 0 else np.float32(0.0)
+    @numba.njit(_IM2COL_SIG, parallel=True, cache=True, nogil=True)
+    def im2col_parallel(x, kh, kw, sh, sw, dh, dw, top, left, ho, wo, cols):  # type: ignore[no-untyped-def]
+        # cols[(c * kh + i) * kw + j, oh * wo + ow] = x[c, ih, iw] with ih = oh * sh + i * dh
+        # - top and iw = ow * sw + j * dw - left, zero outside the image (the padding): one
+        # image (C, H, W), its rows of cols split over the threads
+        h, w = x.shape[1], x.shape[2]
+        for r in numba.prange(x.shape[0] * kh * kw):
+            c, i, j = r // (kh * kw), r // kw % kh, r % kw
+            row = cols[r]
+            shift = j * dw - left
+            # the output columns whose input column lies inside the image
+            lo = min(wo, max(0, (-shift + sw - 1) // sw))
+            hi = max(lo, min(wo, (w - 1 - shift) // sw + 1))
+            for oh in range(ho):
+                ih = oh * sh + i * dh - top
+                dst = row[oh * wo : (oh + 1) * wo]
+                if ih < 0 or ih >= h:
+                    for q in range(wo):
+                        dst[q] = np.float32(0.0)
+                    continue
+                src = x[c, ih]
+                for q in range(lo):
+                    dst[q] = np.float32(0.0)
+                if sw == 1:
+                    seg = src[lo + shift : hi + shift]
+                    out = dst[lo:hi]
+                    for q in range(hi - lo):
+                        out[q] = seg[q]
                 else:
-                    for j in range(nc):
-                        row[j] = act(row[j] + bi + rr[j], code, alpha, beta)
-            elif code == 1:  # spelled out: a select per element, vectorized
-                for j in range(nc):
-                    v = row[j] + bi
-                    row[j] = v if v > 0 else np.float32(0.0)
-            elif code != 0 or brow.shape[0] != 0:
-                for j in range(nc):
-                    row[j] = act(row[j] + bi, code, alpha, beta)
+                    for q in range(lo, hi):
+                        dst[q] = src[q * sw + shift]
+                for q in range(hi, wo):
+                    dst[q] = np.float32(0.0)
 
     _ADD_ACT_SIG = "void(float32[:, ::1], float32[:, ::1], int64, float32, float32)"
 
@@ -78,10 +81,6 @@ with slp_vectorize():
             row, res = y[a], r[a]
             for i in range(y.shape[1]):
                 row[i] = act(row[i] + res[i], code, alpha, beta)
-
-
-_NONE1 = np.zeros(0, np.float32)  # "no bias" / "no residual" for block_epilogue
-_NONE2 = np.zeros((0, 1), np.float32)
 
 
 def add_residual(
@@ -103,26 +102,17 @@ def dense_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation |
     """y = act(x @ weight + bias [+ residual]) with sgemm; ``weight`` (K, N)."""
     w = np.ascontiguousarray(weight, dtype=np.float32)
     code, alpha, beta = activation_code(act_)
-    b = _NONE1 if bias is None else np.ascontiguousarray(bias, np.float32)
-    fa, fb = np.float32(alpha), np.float32(beta)
-    finish = None
-    if bias is not None or code != 0:
-
-        def finish(y: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:
-            block_epilogue(y, r0, r1, c0, c1, _NONE1, b, _NONE2, code, fa, fb)
+    b = NONE1 if bias is None else np.ascontiguousarray(bias, np.float32)
+    epilogue = Epilogue(bcol=b, code=code, alpha=alpha, beta=beta)
 
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         # (M, K) @ (K, N) -> (M, N), bias, residual (M, N) and activation by each part on
         # its own block
         x = np.ascontiguousarray(x, np.float32)
         if residual is None:
-            return matmul_split(x, w, finish)
+            return matmul_split(x, w, epilogue)
         res = np.ascontiguousarray(residual, np.float32)
-
-        def finish_res(y: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:
-            block_epilogue(y, r0, r1, c0, c1, _NONE1, b, res, code, fa, fb)
-
-        return matmul_split(x, w, finish_res)
+        return matmul_split(x, w, replace(epilogue, res=res))
 
     return Kernel(run, "dense-blas")
 
@@ -142,7 +132,7 @@ def im2col_into(xp: np.ndarray, geo: ConvGeometry, ho: int, wo: int, cols: np.nd
 
 
 def parallel_images(n: int, image: Callable[[int], object]) -> None:
-    """Call ``image(i)`` for i in range(n), the images split over the GEMM pool."""
+    """Call ``image(i)`` for i in range(n), the images split over the Python thread pool."""
     t = min(threads(), n)
 
     def images(lo: int, hi: int) -> None:
@@ -165,23 +155,17 @@ def dense_conv(
     # (Cout, Cg, kH, kW) -> (G, Cout_g, Cg*kH*kW)
     w = np.ascontiguousarray(weight, dtype=np.float32).reshape(g, cout_g, -1)
     code, alpha, beta = activation_code(act_)
-    fa, fb = np.float32(alpha), np.float32(beta)
-    bias_c = _NONE1 if bias is None else np.ascontiguousarray(bias, np.float32)
+    bias_c = NONE1 if bias is None else np.ascontiguousarray(bias, np.float32)
+    # the epilogue of one image's (Cout, Ho*Wo) output: bias per channel (row), then the
+    # residual, then the activation
+    base = Epilogue(brow=bias_c, code=code, alpha=alpha, beta=beta)
     pointwise = geo.kernel == (1, 1) and geo.strides == (1, 1) and not any(geo.pads)
     scratch = Scratch()
     t, left, bot, r = geo.pads
-    plain = bias is None and code == 0  # no epilogue at all without a residual
+    (kh, kw), (sh, sw), (dh, dw) = geo.kernel, geo.strides, geo.dilations
 
-    def finisher(res: np.ndarray | None) -> Callable[[np.ndarray, int, int, int, int], None]:
-        # the epilogue of one image's (Cout, Ho*Wo) output block: bias per channel (row),
-        # then the residual, then the activation
-        r2 = _NONE2 if res is None else res.reshape(cout, -1)
-
-        def finish(y: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:
-            if res is not None or not plain:
-                block_epilogue(y, r0, r1, c0, c1, bias_c, _NONE1, r2, code, fa, fb)
-
-        return finish
+    def epilogue(res: np.ndarray | None) -> Epilogue:
+        return base if res is None else replace(base, res=res.reshape(cout, -1))
 
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -200,22 +184,30 @@ def dense_conv(
         if pointwise and g == 1:
             xs = x.reshape(n, c, h * wd)
             if n == 1:  # (Cout, Cin) @ (Cin, H*W), split over the pool
-                matmul_into(w[0], xs[0], y[0], finisher(res(0)))
+                matmul_into(w[0], xs[0], y[0], epilogue(res(0)))
             else:
 
                 def pointwise_image(i: int) -> None:
                     np.matmul(w[0], xs[i], out=y[i])
-                    finisher(res(i))(y[i], 0, cout, 0, ho * wo)
+                    epilogue(res(i)).apply(y[i], 0, cout, 0, ho * wo)
 
                 parallel_images(n, pointwise_image)
+            return y4
+        cg = c // g
+        ck = cg * kh * kw
+        if n == 1 and g == 1 and threads() > 1:
+            # batch 1: the im2col copy (padding included) in parallel, then the GEMM, both
+            # on the kernel threads (the copy on one thread was a serial part of every
+            # conv: 7.4 MB for ResNet-50's stem)
+            cols = scratch.get("cols1", (ck, ho * wo))
+            im2col_parallel(x[0], kh, kw, sh, sw, dh, dw, t, left, ho, wo, cols)
+            matmul_into(w[0], cols, y[0], epilogue(res(0)))
             return y4
         if any(geo.pads):
             xp = scratch.get("xp", (n, c, h + t + bot, wd + left + r))  # zero border
             xp[:, :, t : t + h, left : left + wd] = x
         else:
             xp = x
-        cg = c // g
-        ck = cg * geo.kernel[0] * geo.kernel[1]
 
         def image(i: int) -> None:
             cols = scratch.get("cols", (ck, ho * wo))  # per worker thread
@@ -223,25 +215,9 @@ def dense_conv(
                 im2col_into(xp[i, gi * cg : (gi + 1) * cg], geo, ho, wo, cols)
                 out = y[i, gi * cout_g : (gi + 1) * cout_g]
                 np.matmul(w[gi], cols, out=out)
-            finisher(res(i))(y[i], 0, cout, 0, ho * wo)
+            epilogue(res(i)).apply(y[i], 0, cout, 0, ho * wo)
 
-        if n == 1 and g == 1 and threads() > 1:
-            # batch 1: the im2col copy split by input channels, then the GEMM, both over
-            # the pool (the copy on one thread was a serial part of every conv: 7.4 MB for
-            # ResNet-50's stem)
-            cols = scratch.get("cols1", (ck, ho * wo))
-            kk = geo.kernel[0] * geo.kernel[1]
-            spans = [(p * c // threads(), (p + 1) * c // threads()) for p in range(threads())]
-            run_parallel(
-                [
-                    partial(im2col_into, xp[0, lo:hi], geo, ho, wo, cols[lo * kk : hi * kk])
-                    for lo, hi in spans
-                    if hi > lo
-                ]
-            )
-            matmul_into(w[0], cols, y[0], finisher(res(0)))
-        else:
-            parallel_images(n, image)
+        parallel_images(n, image)
         return y4
 
     return Kernel(run, "dense-im2col")

@@ -11,14 +11,18 @@ reads ``NUMBA_SLP_VECTORIZE`` only when numba is first imported. So:
   compile, because numba reads that attribute per compilation (``CPUCodegen._pass_builder``)
   - this covers processes that imported numba before us, without changing other code.
 
-numba's default threading layer on Linux is OpenMP (libgomp), whose worker threads spin
-after every parallel region. On a 2-core box that spinning starves whatever runs next -
-OpenBLAS's threads in a dense layer, or onnxruntime's: a dense MLP at batch 64 went from
-241-280 ms to 24-29 ms with ``OMP_WAIT_POLICY=PASSIVE`` (and the onnxruntime run in the same
-process from 62-76 ms to 22-27 ms; ``GOMP_SPINCOUNT=10000`` was 5x slower than PASSIVE on the
-sparse MLP at batch 1). So we default it to PASSIVE too. libgomp reads it when numba first
-starts its thread pool (the first parallel kernel call, after this import), so it works
-unless another library loaded libgomp before - then set it in the environment yourself.
+numba's default threading layer on Linux is OpenMP (libgomp). Its worker threads either
+sleep after a parallel region (``OMP_WAIT_POLICY=PASSIVE``) or spin for a while first. Waking
+a sleeping worker costs 45-120 us on these VMs, about a hundred times per ResNet-50 at batch
+1, so the workers spin for ``SPIN_COUNT`` iterations (``GOMP_SPINCOUNT``, about 0.5 ms here)
+and then sleep. This is safe only because every parallel part of a run is on these threads,
+the dense GEMMs included (``_cblas``, ``_gemm``): when the GEMM parts ran on Python threads, a
+spinning worker held the core they needed (dense MLP at batch 64: 241-280 ms spinning, 24-29
+ms passive; libgomp's default spin is 300000 iterations, ~13 ms). So where numpy's
+cblas_sgemm is not found (the GEMMs fall back to Python threads), the default is PASSIVE as
+before. A user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is left alone. libgomp reads
+them when numba first starts its thread pool (``set_threads`` at import, after this module),
+so this works unless another library loaded libgomp before - then set them yourself.
 
 All kernels are compiled eagerly (explicit signatures) inside ``slp_vectorize()`` and cached
 on disk (``cache=True``), and the tests compare every one with a float64 dense reference.
@@ -32,7 +36,16 @@ from contextlib import contextmanager
 
 _USER_SLP = os.environ.get("NUMBA_SLP_VECTORIZE")
 os.environ.setdefault("NUMBA_SLP_VECTORIZE", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# how long numba's OpenMP workers spin after a parallel region before they sleep (libgomp
+# spin iterations, ~45 ns each here: 10000 ~ 0.5 ms); see the module docstring
+SPIN_COUNT = 10000
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    from ._cblas import find_sgemm  # numpy and ctypes only: numba is not imported yet
+
+    if find_sgemm() is not None:
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 from typing import Any  # noqa: E402
 

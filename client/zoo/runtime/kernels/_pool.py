@@ -1,4 +1,9 @@
-"""Dense GEMMs split over our own worker threads, each calling single-threaded sgemm.
+"""Dense GEMMs split over threads, each part a single-threaded sgemm.
+
+The parts run on numba's OpenMP threads when numpy's ``cblas_sgemm`` can be called from
+numba (``_cblas``, ``_gemm``): the same threads as every other kernel, which spin briefly
+between launches. Otherwise (and for whole images of a batch, ``run_parallel``) they run on
+a pool of Python threads that block between tasks, as below.
 
 Why not OpenBLAS's threads: they busy-wait. On a 2-core machine shared with other work
 (CI, other processes), a 2-thread OpenBLAS sgemm (64x4096 @ 4096x4096) took 108-193 ms
@@ -12,11 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 
 from ._buffers import empty
+from ._cblas import NO_TRANS, TRANS, find_sgemm
+from ._gemm import NONE1, NONE2, block_epilogue, gemm_ksplit, gemm_parts, gemm_stack
 
 # Below this many multiply-adds a split costs more (two thread hand-offs, ~20-50 us) than
 # it saves.
@@ -60,16 +68,62 @@ def _spans(n: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
     return [(i, min(n, i + step)) for i in range(0, n, step)]
 
 
-# finish(out, r0, r1, c0, c1): an epilogue over the block out[r0:r1, c0:c1], called by the
-# thread that computed the block, right after its GEMM
-Finish = Callable[[np.ndarray, int, int, int, int], None]
+def _c_float32(a: np.ndarray) -> np.ndarray:
+    # the operand as sgemm reads it: C-contiguous float32 (as every caller passes it)
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _writeable(a: np.ndarray) -> np.ndarray:
+    # numba types read-only arrays apart from the kernels' signatures: copy those (a bias
+    # that is a model constant; cheap) rather than compile every combination
+    return a if a.flags.writeable else a.copy()
+
+
+@dataclass(frozen=True)
+class Epilogue:
+    """What a GEMM part applies to its own block of the output right after computing it:
+    ``act(out + brow[:, None] + bcol[None, :] + res)`` (empty arrays are left out; ``code``
+    as in ``Activation``), by the thread that computed the block, while it is in cache."""
+
+    brow: np.ndarray = field(default_factory=lambda: NONE1)
+    bcol: np.ndarray = field(default_factory=lambda: NONE1)
+    res: np.ndarray = field(default_factory=lambda: NONE2)
+    code: int = 0
+    alpha: float = 0.0
+    beta: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("brow", "bcol", "res"):
+            object.__setattr__(self, name, _writeable(getattr(self, name)))
+
+    def apply(self, out: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:
+        """Apply to out[r0:r1, c0:c1] on this thread."""
+        block_epilogue(out, r0, r1, c0, c1, *self.args())
+
+    def args(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.float32, np.float32]:
+        """The epilogue arguments of the ``_gemm`` kernels."""
+        return (
+            self.brow,
+            self.bcol,
+            self.res,
+            self.code,
+            np.float32(self.alpha),
+            np.float32(self.beta),
+        )
+
+
+NO_EPILOGUE = Epilogue()
+
+
+def _bounds(spans: list[tuple[int, int]]) -> np.ndarray:
+    return np.array([s[0] for s in spans] + [spans[-1][1]], np.int64)
 
 
 def matmul_into(
-    a: np.ndarray, b: np.ndarray, out: np.ndarray, finish: Finish | None = None
+    a: np.ndarray, b: np.ndarray, out: np.ndarray, epilogue: Epilogue = NO_EPILOGUE
 ) -> None:
-    """out = a @ b, (M, K) @ (K, N) -> (M, N), split over the pool; ``out`` C-contiguous.
-    Each part then calls ``finish`` on its block of ``out``, if given.
+    """out = a @ b, (M, K) @ (K, N) -> (M, N), split over the threads; all three C-contiguous
+    float32. Each part then applies ``epilogue`` to its block of ``out``.
 
     The split is along the larger operand: by columns of ``b`` (each part writes the same
     rows, its own column block) when N >= M, else by rows of ``a``. sgemm packs all of
@@ -85,18 +139,34 @@ def matmul_into(
     t = threads()
     if t <= 1 or m * k * n < SPLIT_MIN_WORK:
         np.matmul(a, b, out=out)
-        if finish is not None:
-            finish(out, 0, m, 0, n)
+        epilogue.apply(out, 0, m, 0, n)
+        return
+    # column blocks on 16-float (64-byte) boundaries: no cache line is shared by parts
+    spans = _spans(n, t, 16) if n >= m else _spans(m, t)
+    sgemm = find_sgemm()
+    if sgemm is not None:
+        a, b = _c_float32(a), _c_float32(b)
+        fn, ilp64 = sgemm.address, sgemm.ilp64
+        gemm_parts(
+            fn,
+            ilp64,
+            a.ctypes.data,
+            b.ctypes.data,
+            k,
+            out,
+            n >= m,
+            _bounds(spans),
+            *epilogue.args(),
+        )
     elif n >= m:
-        # column blocks on 16-float (64-byte) boundaries: no cache line is shared by parts
-        run_parallel([partial(_cols, a, b, out, finish, *s) for s in _spans(n, t, 16)])
+        run_parallel([partial(_cols, a, b, out, epilogue, *s) for s in spans])
     else:
-        run_parallel([partial(_rows, a, b, out, finish, *s) for s in _spans(m, t)])
+        run_parallel([partial(_rows, a, b, out, epilogue, *s) for s in spans])
 
 
-def matmul_split(x: np.ndarray, w: np.ndarray, finish: Finish | None = None) -> np.ndarray:
-    """x @ w, (M, K) @ (K, N) -> fresh (M, N), split over the pool, then ``finish`` (see
-    :func:`matmul_into`) over the result.
+def matmul_split(x: np.ndarray, w: np.ndarray, epilogue: Epilogue = NO_EPILOGUE) -> np.ndarray:
+    """x @ w, (M, K) @ (K, N) -> fresh (M, N), split over the threads, with ``epilogue`` (see
+    :func:`matmul_into`); x and w C-contiguous float32.
 
     Many rows: :func:`matmul_into`. Few rows (M < 2 * threads): each part takes a
     contiguous block of rows of w (a slice of K) and the partial products are summed - at
@@ -113,32 +183,40 @@ def matmul_split(x: np.ndarray, w: np.ndarray, finish: Finish | None = None) -> 
     out = empty((m, n))
     t = threads()
     if t <= 1 or m * k * n < SPLIT_MIN_WORK or m >= 2 * t:
-        matmul_into(x, w, out, finish)
-    else:
-        spans = _spans(k, t)
-        parts = [out] + [np.empty((m, n), np.float32) for _ in spans[1:]]
-        run_parallel([partial(_ks, x, w, p, *s) for p, s in zip(parts, spans, strict=True)])
-        for p in parts[1:]:
-            np.add(out, p, out=out)
-        if finish is not None:
-            finish(out, 0, m, 0, n)
+        matmul_into(x, w, out, epilogue)
+        return out
+    spans = _spans(k, t)
+    sgemm = find_sgemm()
+    if sgemm is not None:
+        x, w = _c_float32(x), _c_float32(w)
+        partial_sums = np.empty((len(spans) - 1, m, n), np.float32)
+        fn, ilp64 = sgemm.address, sgemm.ilp64
+        x_at, w_at = x.ctypes.data, w.ctypes.data
+        gv = sgemm.gemv
+        gemm_ksplit(
+            fn, gv, ilp64, x_at, w_at, k, out, partial_sums, _bounds(spans), *epilogue.args()
+        )
+        return out
+    parts = [out] + [np.empty((m, n), np.float32) for _ in spans[1:]]
+    run_parallel([partial(_ks, x, w, p, *s) for p, s in zip(parts, spans, strict=True)])
+    for p in parts[1:]:
+        np.add(out, p, out=out)
+    epilogue.apply(out, 0, m, 0, n)
     return out
 
 
 def _rows(
-    x: np.ndarray, w: np.ndarray, out: np.ndarray, finish: Finish | None, lo: int, hi: int
+    x: np.ndarray, w: np.ndarray, out: np.ndarray, epilogue: Epilogue, lo: int, hi: int
 ) -> None:
     np.matmul(x[lo:hi], w, out=out[lo:hi])
-    if finish is not None:
-        finish(out, lo, hi, 0, out.shape[1])
+    epilogue.apply(out, lo, hi, 0, out.shape[1])
 
 
 def _cols(
-    x: np.ndarray, w: np.ndarray, out: np.ndarray, finish: Finish | None, lo: int, hi: int
+    x: np.ndarray, w: np.ndarray, out: np.ndarray, epilogue: Epilogue, lo: int, hi: int
 ) -> None:
     np.matmul(x, w[:, lo:hi], out=out[:, lo:hi])
-    if finish is not None:
-        finish(out, 0, out.shape[0], lo, hi)
+    epilogue.apply(out, 0, out.shape[0], lo, hi)
 
 
 def _ks(x: np.ndarray, w: np.ndarray, out: np.ndarray, lo: int, hi: int) -> None:
@@ -146,13 +224,15 @@ def _ks(x: np.ndarray, w: np.ndarray, out: np.ndarray, lo: int, hi: int) -> None
 
 
 def matmul_batched(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """np.matmul(a, b) for stacks of matrices, the stack split over the pool.
+    """np.matmul(a, b) for stacks of matrices, the stack split over the threads.
 
     Attention's Q @ K^T and P @ V (BERT-base at seq 128: 12 heads, 7.8 of 100 ms of the
-    90%-sparse model on 1 thread) otherwise run on one thread, as BLAS is pinned to 1. The
-    split is along the first stack axis with at least two entries, by slicing (no reshape:
-    the operands are often transposed views, which a reshape would copy). Anything else
-    (other dtypes, broadcast stacks, 2-D, small work) is plain np.matmul.
+    90%-sparse model on 1 thread) otherwise run on one thread, as BLAS is pinned to 1. With
+    numpy's cblas_sgemm (``_cblas``) every matrix of the stack is one sgemm call on the
+    operands where they lie: a transposed view (K^T) is passed as transposed, not copied.
+    Without it, the split is along the first stack axis with at least two entries, by
+    slicing, over the Python pool. Anything else (other dtypes, broadcast stacks, 2-D,
+    small work) is plain np.matmul.
     """
     t = threads()
     if (
@@ -168,12 +248,45 @@ def matmul_batched(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     axes = [i for i in range(a.ndim - 2) if a.shape[i] >= 2]
     if not axes or a.size // max(1, m * k) * m * k * n < SPLIT_MIN_WORK:
         return np.asarray(np.matmul(a, b))
-    axis = axes[0]
     out = empty((*a.shape[:-2], m, n))
+    sgemm = find_sgemm()
+    if sgemm is not None and k > 0:
+        a, lda, ta = _operand(a)
+        b, ldb, tb = _operand(b)
+        pa, pb, pc = _addresses(a), _addresses(b), _addresses(out)
+        bounds = _bounds(_spans(pa.size, min(t, pa.size)))
+        gemm_stack(sgemm.address, sgemm.ilp64, pa, pb, pc, ta, tb, m, n, k, lda, ldb, n, bounds)
+        return out
+    axis = axes[0]
     spans = _spans(a.shape[axis], min(t, a.shape[axis]))
     pre = (slice(None),) * axis
     run_parallel([partial(_stack, a, b, out, (*pre, slice(lo, hi))) for lo, hi in spans])
     return out
+
+
+def _operand(x: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(x, leading dimension, CBLAS transpose flag) for the matrices of the stack ``x``: as
+    it lies when each matrix is row-major or column-major (a transposed view), else a
+    C-contiguous copy."""
+    r, c = x.shape[-2:]
+    if all(s % 4 == 0 for s in x.strides):
+        sr, sc = x.strides[-2] // 4, x.strides[-1] // 4
+        if (sc == 1 or c == 1) and (r == 1 or sr >= max(1, c)):
+            return x, sr if r > 1 else max(1, c), NO_TRANS
+        if (sr == 1 or r == 1) and (c == 1 or sc >= max(1, r)):
+            return x, sc if c > 1 else max(1, r), TRANS
+    x = np.ascontiguousarray(x)
+    return x, max(1, c), NO_TRANS
+
+
+def _addresses(x: np.ndarray) -> np.ndarray:
+    """The address of every matrix of the stack ``x``, in C order of the stack axes."""
+    offsets = np.zeros(x.shape[:-2], np.int64)
+    for axis, (size, stride) in enumerate(zip(x.shape[:-2], x.strides[:-2], strict=True)):
+        shape = [1] * offsets.ndim
+        shape[axis] = size
+        offsets = offsets + np.arange(size, dtype=np.int64).reshape(shape) * stride
+    return np.ascontiguousarray(offsets.reshape(-1) + x.ctypes.data, dtype=np.int64)
 
 
 def _stack(a: np.ndarray, b: np.ndarray, out: np.ndarray, part: tuple[slice, ...]) -> None:

@@ -27,8 +27,10 @@ from numpy.lib.stride_tricks import as_strided
 
 from ._activation import Activation, activation_code
 from ._buffers import empty
+from ._cblas import find_sgemm
 from ._common import act
 from ._dense import add_residual, parallel_images
+from ._gemm import gemm_planes
 from ._numba_env import FASTMATH, numba
 from ._pool import run_parallel, threads
 from ._types import ConvGeometry, Kernel, Scratch
@@ -233,7 +235,7 @@ class Winograd:
 
     def run_image(self, x: np.ndarray, y: np.ndarray, code: int, parallel: bool) -> None:
         """y (Cout, Ho, Wo) = act_code(conv(x (C, H, W)) + bias); ``parallel``: use all
-        threads for this one image (numba prange and the GEMM pool), else this thread."""
+        threads for this one image (numba prange, the GEMM parts too), else this thread."""
         ho, wo = y.shape[1], y.shape[2]
         th, tw = (ho + 1) // 2, (wo + 1) // 2
         t = th * tw
@@ -244,7 +246,11 @@ class Winograd:
         v = as_strided(vf, (16, self.cin, t), (vps * 4, t * 4, 4))
         m = as_strided(mf, (16, self.cout, t), (mps * 4, t * 4, 4))
         parts = threads() if parallel else 1
-        if parts > 1:  # the 16 GEMMs split over the pool
+        sgemm = find_sgemm()
+        if parts > 1 and sgemm is not None:  # the 16 GEMMs split over the kernel threads
+            bounds = np.array([p * 16 // parts for p in range(parts + 1)], np.int64)
+            gemm_planes(sgemm.address, sgemm.ilp64, self.u, vf, vps, mf, mps, t, bounds)
+        elif parts > 1:  # ... or over the Python pool
             spans = [(p * 16 // parts, (p + 1) * 16 // parts) for p in range(parts)]
             run_parallel([partial(_gemms, self.u, v, m, lo, hi) for lo, hi in spans])
         else:
