@@ -105,6 +105,7 @@ def test_matmul_split_over_k(path: str, threads: int, m: int, k: int, n: int) ->
     for e in _epilogues(m, n):
         got = matmul_split(a, b, e)
         np.testing.assert_allclose(got, _reference(a, b, e), rtol=1e-4, atol=1e-3)
+    assert matmul_split(a[:, :0], b[:0]).tolist() == np.zeros((m, n)).tolist()  # K = 0
 
 
 def test_matmul_batched_operands_as_they_lie(path: str, threads: int) -> None:
