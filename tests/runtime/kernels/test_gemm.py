@@ -40,7 +40,7 @@ def test_numpy_cblas_is_found_here() -> None:
     # numpy's wheels ship OpenBLAS with cblas_sgemm: the fast path must be the one these
     # machines (and CI) measure; a None here means every GEMM silently took the fallback
     sgemm = find_sgemm()
-    assert sgemm is not None and sgemm.address != 0
+    assert sgemm is not None and sgemm.gemm != 0
 
 
 def _rand(*shape: int, seed: int = 0) -> np.ndarray:

@@ -26,9 +26,9 @@ from functools import cache
 
 import numpy as np
 
-# (symbol, 64-bit integers): numpy's wheels ship OpenBLAS built for ILP64 with a "scipy_"
-# prefix and a "64_" suffix; other builds export the plain CBLAS names
-_SYMBOLS = (  # (prefix, suffix, 64-bit integers)
+# (prefix, suffix, 64-bit integers) of the symbols: numpy's wheels ship OpenBLAS built for
+# ILP64 with a "scipy_" prefix and a "64_" suffix; other builds export the plain CBLAS names
+_SYMBOLS = (
     ("scipy_cblas_", "64_", True),
     ("cblas_", "64_", True),
     ("scipy_cblas_", "", False),
@@ -43,7 +43,7 @@ class Sgemm:
     64-bit. (sgemv: a GEMM of one row, which OpenBLAS's sgemm runs several times slower -
     the dense MLP at batch 1 went from 0.97x to 0.38x onnxruntime without it.)"""
 
-    address: int
+    gemm: int
     ilp64: bool
     gemv: int
 
@@ -72,29 +72,16 @@ def _works(gemm: int, gemv: int, ilp64: bool) -> bool:
     b = np.arange(6, dtype=np.float32).reshape(3, 2) - 2
     c = np.full((2, 2), np.nan, np.float32)
     v = np.full(2, np.nan, np.float32)
-    mm(gemm)(
-        ROW_MAJOR,
-        NO_TRANS,
-        NO_TRANS,
-        2,
-        2,
-        3,
-        1.0,
-        a.ctypes.data,
-        3,
-        b.ctypes.data,
-        2,
-        0.0,
-        c.ctypes.data,
-        2,
-    )
+    ab = (a.ctypes.data, 3, b.ctypes.data, 2)
+    mm(gemm)(ROW_MAJOR, NO_TRANS, NO_TRANS, 2, 2, 3, 1.0, *ab, 0.0, c.ctypes.data, 2)
     mv(gemv)(ROW_MAJOR, TRANS, 3, 2, 1.0, b.ctypes.data, 2, a.ctypes.data, 1, 0.0, v.ctypes.data, 1)
     return bool(np.array_equal(c, a @ b) and np.array_equal(v, a[0] @ b))
 
 
 @cache
 def find_sgemm() -> Sgemm | None:
-    """numpy's ``cblas_sgemm``, or None (then the GEMMs run on the Python thread pool).
+    """numpy's ``cblas_sgemm`` and ``cblas_sgemv``, or None (then the GEMMs run on the
+    Python thread pool).
 
     ``ZOO_NO_CBLAS=1`` forces None (to test and measure the fallback).
     """

@@ -7,9 +7,9 @@ on the OpenMP threads rather than Python threads: see ``_cblas``; these threads 
 briefly between launches (``_numba_env``), which a pool of Python threads cannot share a
 2-core box with.
 
-Measured in isolation, 2 threads, 1 ms between calls (ms, Python pool -> OpenMP, both
+Measured in isolation, 2 threads, 1 ms between calls (ms, Python pool -> OpenMP threads,
 spinning): 256x64x3136 0.70 -> 0.61, 64x576x3136 1.60 -> 1.36, 128x1152x784 1.25 -> 1.20.
-Inside whole models the gain is the launches: see the runtime README.
+Inside whole models the gain is in the other kernels' launches: see the runtime README.
 """
 
 from __future__ import annotations

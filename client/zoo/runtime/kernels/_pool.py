@@ -146,7 +146,7 @@ def matmul_into(
     sgemm = find_sgemm()
     if sgemm is not None:
         a, b = _c_float32(a), _c_float32(b)
-        fn, ilp64 = sgemm.address, sgemm.ilp64
+        fn, ilp64 = sgemm.gemm, sgemm.ilp64
         gemm_parts(
             fn,
             ilp64,
@@ -190,7 +190,7 @@ def matmul_split(x: np.ndarray, w: np.ndarray, epilogue: Epilogue = NO_EPILOGUE)
     if sgemm is not None:
         x, w = _c_float32(x), _c_float32(w)
         partial_sums = np.empty((len(spans) - 1, m, n), np.float32)
-        fn, ilp64 = sgemm.address, sgemm.ilp64
+        fn, ilp64 = sgemm.gemm, sgemm.ilp64
         x_at, w_at = x.ctypes.data, w.ctypes.data
         gv = sgemm.gemv
         gemm_ksplit(
@@ -255,7 +255,7 @@ def matmul_batched(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         b, ldb, tb = _operand(b)
         pa, pb, pc = _addresses(a), _addresses(b), _addresses(out)
         bounds = _bounds(_spans(pa.size, min(t, pa.size)))
-        gemm_stack(sgemm.address, sgemm.ilp64, pa, pb, pc, ta, tb, m, n, k, lda, ldb, n, bounds)
+        gemm_stack(sgemm.gemm, sgemm.ilp64, pa, pb, pc, ta, tb, m, n, k, lda, ldb, n, bounds)
         return out
     axis = axes[0]
     spans = _spans(a.shape[axis], min(t, a.shape[axis]))

@@ -249,7 +249,7 @@ class Winograd:
         sgemm = find_sgemm()
         if parts > 1 and sgemm is not None:  # the 16 GEMMs split over the kernel threads
             bounds = np.array([p * 16 // parts for p in range(parts + 1)], np.int64)
-            gemm_planes(sgemm.address, sgemm.ilp64, self.u, vf, vps, mf, mps, t, bounds)
+            gemm_planes(sgemm.gemm, sgemm.ilp64, self.u, vf, vps, mf, mps, t, bounds)
         elif parts > 1:  # ... or over the Python pool
             spans = [(p * 16 // parts, (p + 1) * 16 // parts) for p in range(parts)]
             run_parallel([partial(_gemms, self.u, v, m, lo, hi) for lo, hi in spans])
