@@ -7,9 +7,13 @@ against 9.6 s of user time over a profiled run. onnxruntime avoids it with an ar
 is ours: ``InferenceSession.run`` activates its :class:`BufferPool`, gives back every
 intermediate it releases, and kernels allocate their outputs with :func:`empty`.
 
-An array is only taken back when nothing else can see it: it owns its data and the pool's
-caller holds the only reference (so views, feeds, constants and anything a callback kept
-are never reused).
+An array is only taken back when nothing else can see it: it owns its data (or is one of
+:func:`aligned`'s views, whose base nothing else holds) and the pool's caller holds the only
+reference (so views, feeds, constants and anything a callback kept are never reused).
+
+Every array :func:`empty` makes starts on a 64-byte boundary (:func:`aligned`): numpy's
+large arrays start 16 or 48 bytes past a cache line, so each 64-byte load of a register
+tile straddled two lines.
 """
 
 from __future__ import annotations
@@ -24,6 +28,44 @@ import numpy as np
 
 MIN_BYTES = 1 << 20  # smaller arrays come from malloc's heap, already faulted in
 _PER_SHAPE = 2  # arrays kept per (shape, dtype): more is memory that is rarely reused
+ALIGN = 64  # bytes: one cache line, one AVX-512 register
+
+
+def aligned(shape: tuple[int, ...], dtype: Any = np.float32, *, zero: bool = False) -> np.ndarray:
+    """A new C-contiguous array of ``shape`` whose data starts on a 64-byte boundary.
+
+    It is a view of a uint8 array ``ALIGN`` bytes longer (its ``base``, referenced by
+    nothing else), which :meth:`BufferPool.give` recognises as an allocation of its own.
+    Measured, 1 thread, 90% sparse direct 1x1 conv reading an aligned input instead of one
+    16 or 48 bytes off (ResNet-50 shapes): 64->256 at 56x56 0.31 -> 0.29 ms, 256->64 at 56x56
+    0.25 -> 0.215, 128->512 at 28x28 0.29 -> 0.22; the 14x14 and 7x7 maps and the padded 3x3
+    convs (their own aligned work buffers) unchanged. The whole 90% ResNet-50 on 2 threads
+    (A/B in one process, a session each): batch 1 0.985x and 0.987x the time, batch 64 0.943x;
+    dense at batch 1 0.999x.
+    """
+    dt = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    raw = (np.zeros if zero else np.empty)(nbytes + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    array: np.ndarray = raw[start : start + nbytes].view(dt).reshape(shape)
+    return array
+
+
+def _sole_owner(array: np.ndarray) -> bool:
+    """Whether ``array`` owns its memory, or is an :func:`aligned` view of a base no one
+    else references."""
+    if array.flags.owndata:
+        return True
+    base = array.base
+    # 3 references to base: array's, this local variable and getrefcount's argument
+    return (
+        type(base) is np.ndarray
+        and base.flags.owndata
+        and base.dtype == np.uint8
+        and base.ndim == 1
+        and base.nbytes == array.nbytes + ALIGN
+        and sys.getrefcount(base) == 3
+    )
 
 
 class BufferPool:
@@ -45,9 +87,9 @@ class BufferPool:
         if (
             type(array) is not np.ndarray
             or array.nbytes < MIN_BYTES
-            or not array.flags.owndata
             or not array.flags.c_contiguous
             or sys.getrefcount(array) > 2
+            or not _sole_owner(array)
         ):
             return
         key = (array.shape, array.dtype.str)
@@ -89,7 +131,8 @@ def recycling(pool: BufferPool | None) -> Iterator[None]:
 
 
 def empty(shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
-    """``np.empty(shape, dtype)``, reusing a released array of the active pool if one fits."""
+    """``np.empty(shape, dtype)`` on a 64-byte boundary, reusing a released array of the
+    active pool if one fits."""
     pool: BufferPool | None = getattr(_active, "pool", None)
     dt = np.dtype(dtype)
     if pool is not None:
@@ -97,4 +140,4 @@ def empty(shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
         array = pool.take(shape, dt)
         if array is not None:
             return array
-    return np.empty(shape, dt)
+    return aligned(shape, dt)

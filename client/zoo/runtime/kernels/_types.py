@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._buffers import aligned
+
 
 class Kernel:
     """A planned weighted op: call it with the input array, read ``.kind`` to see the path.
@@ -76,8 +78,5 @@ class Scratch:
             bufs = self._local.bufs = {}
         buf = bufs.get(name)
         if buf is None or buf.shape != shape:
-            size = int(np.prod(shape))
-            raw = np.zeros(size + 16, np.float32)
-            start = (-raw.ctypes.data % 64) // 4
-            buf = bufs[name] = raw[start : start + size].reshape(shape)
+            buf = bufs[name] = aligned(shape, np.float32, zero=True)
         return buf
