@@ -229,3 +229,30 @@ def test_direct_conv_work_buffers_are_cache_line_aligned() -> None:
     f = plan_conv2d(w, b, **kw)
     _check(f(x), x, w, b, kw)
     _check(f(x), x, w, b, kw)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((1, 40, 14, 14), (24, 40, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # ResNet's 14x14 1x1
+        ((3, 20, 7, 7), (16, 20, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # 7x7, a batch
+        ((2, 12, 13, 11), (8, 12, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),  # four phases
+    ],
+)
+def test_each_input_channel_plane_starts_on_a_cache_line(case) -> None:  # type: ignore[no-untyped-def]
+    # a 1x1 conv on a 14x14 map read channel ci at ci * 196 floats, so three in four of its
+    # 64-byte tile loads straddled two cache lines; the planes are rounded up to 16 floats
+    from zoo.runtime.kernels._direct_conv import DirectConv
+
+    x, w, b, kw = _case(case, 0.9)
+    k = w.shape[2:]
+    dc = DirectConv(w, _geo(w, kw), keep_zeros=False)
+    lay = dc.layout(*x.shape[1:])
+    assert lay.plane % 16 == 0 and lay.hq * lay.wq <= lay.plane < lay.hq * lay.wq + 16
+    if k == (1, 1):
+        assert lay.plane > x.shape[2] * x.shape[3]  # these sizes are not multiples of 16
+        assert (lay.offs % 16 == 0).all()  # every tap's first load is aligned
+        assert dc.prepare(x, lay).ctypes.data % 64 == 0
+    f = plan_conv2d(w, b, **kw)
+    _check(f(x), x, w, b, kw)
+    _check(f(x), x, w, b, kw)  # the padding between planes stays zero between calls

@@ -7,10 +7,11 @@ every weight tap a constant element offset:
 
     out[b, co, q] = bias[co] + sum_j values[j] * xb[b, offs[j] + q]      (j in row co)
 
-with offs[j] = ((phase * C + ci) * Hq + (kh * dh) // sh) * Wq + (kw * dw) // sw and
-phase = ((kh * dh) % sh, (kw * dw) % sw). Strides, dilations, groups (ci is the absolute
-input channel) and depthwise all reduce to this one kernel; it runs 64 contiguous output
-positions per register tile (four AVX-512 accumulators) and skips zero weights.
+with offs[j] = (phase * C + ci) * P + ((kh * dh) // sh) * Wq + (kw * dw) // sw, the plane
+P = Hq * Wq rounded up to 16 floats, and phase = ((kh * dh) % sh, (kw * dw) % sw).
+Strides, dilations, groups (ci is the absolute input channel) and depthwise all reduce to
+this one kernel; it runs 64 contiguous output positions per register tile (four AVX-512
+accumulators) and skips zero weights.
 
 CPU time per call, 1 thread, 90% sparse, against onnxruntime's dense Conv (ResNet-50
 shapes at 224x224, batch 1; ``bench/runtime.py --kernels --threads 1 --cpu-time``): 3x3
@@ -18,7 +19,16 @@ stride 1 3.0-4.0x; 1x1 2.4-4.5x (the 7x7 and 14x14 maps lowest); 3x3 stride 2 2.
 stride 2 4.2x; the 7x7 stride-2 stem 3.9x. Before the tile stores went through unsigned
 positions (``_codegen_conv._tile``) and the work buffers were aligned (``_types.Scratch``):
 2.8-3.6x, 2.2-3.3x, 2.2x, 3.3x, 2.4x. Whole ResNet-50 90% model, same kind of run: 1.94x
--> 2.53x at batch 1, 2.10x -> 2.55x at batch 64.
+-> 2.53x at batch 1, 2.10x -> 2.55x at batch 64. Then each channel's plane was made to start
+on a cache line (P, its length rounded up to 16 floats; before, the taps of a 1x1 conv on a
+14x14 map read channel ci at ci * 196, and three in four of its tile loads straddled two
+lines). Per call, 1 thread: 1024->256 1x1 at 14x14 0.35 -> 0.285 ms, 256->1024 at 14x14 0.30
+-> 0.26, 2048->512 at 7x7 0.40 -> 0.315, 128ch 3x3 stride 2 at 56x56 0.90 -> 0.81, the other
+shapes unchanged; the whole 90% ResNet-50 (A/B in one process) 0.951x and 0.956x the time
+at batch 1 on 2 threads, 0.949x on 1, 0.960x at batch 64. Padding the rows to 16 floats as
+well, with one copy of the input per column shift so that every tap reads an aligned
+address, made the kernel alone 1.25-1.36x faster on the 3x3 layers, but the copies cost as
+much: the whole model, against neither, 1.07x the time on 2 threads, 1.005x on 1 (not kept).
 
 Tried and not kept (kernel time per call, 1 thread, same shapes): 128-wide tiles (eight
 accumulator registers) 0.89-1.09x; two accumulator sets per tile, alternate nonzeros
@@ -73,6 +83,7 @@ class _Layout:
     phases: tuple[tuple[int, int], ...]  # the stride phases (ph, pw) that some tap reads
     hq: int
     wq: int
+    plane: int  # the channel stride: hq * wq rounded up to 16 floats (a cache line)
     ho: int
     wo: int
     lp: int  # flat output positions computed: Ho * Wq rounded up to 8, at least 64
@@ -118,19 +129,23 @@ class DirectConv:
         used = sorted({int(p) for p in np.unique(tap_phase)}) if self.nnz else [0]
         slot = np.zeros(sh * sw, np.int64)
         slot[used] = np.arange(len(used))
-        offs = ((slot[tap_phase] * c + self.ci) * hq + eh // sh) * wq + ew // sw
+        # the channel stride rounded up to 16 floats: else, where the taps of a 1x1 conv on a
+        # 14x14 or 7x7 map read channel ci at ci * 196 or ci * 49, three in four of a tile's
+        # 64-byte loads straddle two cache lines (measured in the module docstring)
+        plane = -(-(hq * wq) // 16) * 16
+        offs = (slot[tap_phase] * c + self.ci) * plane + (eh // sh) * wq + ew // sw
         # positions computed: a multiple of 8 (the tail runs as 32 + 16 + 8 wide tiles), but
         # at least 64: one 64-wide tile beats 32 + 16 + 8 (ResNet's 7x7 maps, 1x1 conv: 1.96x
         # -> 2.51x ORT), while rounding 196 positions up to 256 lost (2.94x -> 2.43x)
         lp = max(64, -(-(ho * wq) // 8) * 8)
-        lx = max(len(used) * c * hq * wq, int(offs.max(initial=0)) + lp)
+        lx = max(len(used) * c * plane, int(offs.max(initial=0)) + lp)
         if lx >= 2**32:
             raise ValueError(f"conv input too large for uint32 offsets: {lx} elements per image")
         chunk = max(
             64, (_L2_BYTES // (4 * c * len(used)) - int(offs.max(initial=0)) % wq) // 64 * 64
         )
         phases = tuple((p // sw, p % sw) for p in used)
-        return _Layout(phases, hq, wq, ho, wo, lp, lx, offs.astype(np.uint32), chunk)
+        return _Layout(phases, hq, wq, plane, ho, wo, lp, lx, offs.astype(np.uint32), chunk)
 
     def prepare(self, x: np.ndarray, lay: _Layout) -> np.ndarray:
         """(B, C, H, W) -> (B, Lx): padded, split into the used stride phases, flattened."""
@@ -141,7 +156,8 @@ class DirectConv:
         if nph == 1 and (sh, sw) == (1, 1) and not any(g.pads) and lay.lx == c * h * w:
             return x.reshape(n, lay.lx)  # 1x1-like: the input already is the flat layout
         xb = self.scratch.get("x", (n, lay.lx))  # the padding stays zero between calls
-        xq = xb[:, : nph * c * lay.hq * lay.wq].reshape(n, nph, c, lay.hq, lay.wq)
+        planes = xb[:, : nph * c * lay.plane].reshape(n, nph, c, lay.plane)
+        xq = planes[..., : lay.hq * lay.wq].reshape(n, nph, c, lay.hq, lay.wq)
         for p, (ph, pw) in enumerate(lay.phases):
             # phase row hq holds padded row hq * sh + ph, i.e. input row hq * sh + ph - t
             h0, w0 = max(0, -(-(t - ph) // sh)), max(0, -(-(left - pw) // sw))
