@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from runtime.kernels._reference import activate, conv2d, prune
 from zoo.runtime.kernels import Activation, plan_conv2d, set_threads
 from zoo.runtime.kernels._dense import dense_conv
-from zoo.runtime.kernels._direct_conv import direct_conv
+from zoo.runtime.kernels._direct_conv import DirectConv, direct_conv
 from zoo.runtime.kernels._types import ConvGeometry
 
 # (x shape, weight shape, strides, pads (t, l, b, r), dilations, group)
@@ -242,8 +242,6 @@ def test_direct_conv_work_buffers_are_cache_line_aligned() -> None:
 def test_each_input_channel_plane_starts_on_a_cache_line(case) -> None:  # type: ignore[no-untyped-def]
     # a 1x1 conv on a 14x14 map read channel ci at ci * 196 floats, so three in four of its
     # 64-byte tile loads straddled two cache lines; the planes are rounded up to 16 floats
-    from zoo.runtime.kernels._direct_conv import DirectConv
-
     x, w, b, kw = _case(case, 0.9)
     k = w.shape[2:]
     dc = DirectConv(w, _geo(w, kw), keep_zeros=False)

@@ -24,11 +24,12 @@ on a cache line (P, its length rounded up to 16 floats; before, the taps of a 1x
 14x14 map read channel ci at ci * 196, and three in four of its tile loads straddled two
 lines). Per call, 1 thread: 1024->256 1x1 at 14x14 0.35 -> 0.285 ms, 256->1024 at 14x14 0.30
 -> 0.26, 2048->512 at 7x7 0.40 -> 0.315, 128ch 3x3 stride 2 at 56x56 0.90 -> 0.81, the other
-shapes unchanged; the whole 90% ResNet-50 (A/B in one process) 0.951x and 0.956x the time
-at batch 1 on 2 threads, 0.949x on 1, 0.960x at batch 64. Padding the rows to 16 floats as
-well, with one copy of the input per column shift so that every tap reads an aligned
-address, made the kernel alone 1.25-1.36x faster on the 3x3 layers, but the copies cost as
-much: the whole model, against neither, 1.07x the time on 2 threads, 1.005x on 1 (not kept).
+shapes unchanged; the whole 90% ResNet-50 (A/B in one process) 0.951x, 0.956x, 0.962x and
+0.971x the time at batch 1 on 2 threads, 0.949x on 1, 0.960x and 0.959x at batch 64.
+Padding the rows to 16 floats as well, with one copy of the input per column shift so that
+every tap reads an aligned address, made the kernel alone 1.25-1.36x faster on the 3x3
+layers, but the copies cost as much: the whole model, against neither, 1.07x the time on 2
+threads, 1.005x on 1 (not kept).
 
 Tried and not kept (kernel time per call, 1 thread, same shapes): 128-wide tiles (eight
 accumulator registers) 0.89-1.09x; two accumulator sets per tile, alternate nonzeros
@@ -141,9 +142,8 @@ class DirectConv:
         lx = max(len(used) * c * plane, int(offs.max(initial=0)) + lp)
         if lx >= 2**32:
             raise ValueError(f"conv input too large for uint32 offsets: {lx} elements per image")
-        chunk = max(
-            64, (_L2_BYTES // (4 * c * len(used)) - int(offs.max(initial=0)) % wq) // 64 * 64
-        )
+        last_col = int((ew // sw)[offs.argmax()]) if self.nnz else 0  # farthest tap's column
+        chunk = max(64, (_L2_BYTES // (4 * c * len(used)) - last_col) // 64 * 64)
         phases = tuple((p // sw, p % sw) for p in used)
         return _Layout(phases, hq, wq, plane, ho, wo, lp, lx, offs.astype(np.uint32), chunk)
 
