@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request, Response
 
 from app import health
+from app.api_docs import api_app
 from app.compat.routes import router as compat_router
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(
+    app = api_app(
         title="OpenZoo",
         version="0.1.0",
         summary="A self-hostable hub for optimized (pruned and quantized) models.",

@@ -172,3 +172,27 @@ def test_pages_read_without_javascript(browser: Any, hub: Hub, family: dict[str,
         assert p.locator("table.models tbody tr").count() == 3
     finally:
         context.close()
+
+
+def test_api_docs_render_with_nothing_but_the_hub(page: Any, hub: Hub) -> None:
+    # Every request to another site fails, as on a hub without internet access: Swagger UI
+    # still renders the whole API (before, it came from a CDN: a blank page).
+    outside: list[str] = []
+
+    def only_the_hub(route: Any) -> None:
+        if route.request.url.startswith(f"{hub.url}/"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", only_the_hub)
+    page.goto(f"{hub.url}/docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    assert page.locator(".info .title").inner_text().startswith("OpenZoo")
+    assert page.locator(".opblock").count() >= 20  # the operations, grouped by tag
+    assert page.get_by_text("/api/v1/models/{namespace}/{name}", exact=True).count() >= 1
+    page.locator(".opblock-summary").first.click()  # open an operation: its parameters
+    page.wait_for_selector(".opblock.is-open .parameters-container", timeout=10_000)
+    shot(page, hub, "api-docs")
+    assert not outside, outside
