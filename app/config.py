@@ -24,6 +24,15 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; default sqlite:///<data_dir>/zoo.db. "
         "PostgreSQL: postgresql+psycopg://user:pass@host:5432/db",
     )
+    db_pool_size: int = Field(
+        default=10, ge=1, description="Database connections kept open (per hub process)."
+    )
+    db_max_overflow: int = Field(
+        default=20, ge=0, description="Connections opened beyond the pool under load."
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=30, gt=0, description="How long a request waits for a free connection."
+    )
     storage: Literal["filesystem", "s3"] = "filesystem"
     storage_root: Path | None = Field(
         default=None, description="Filesystem backend root; default <data_dir>/storage."

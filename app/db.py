@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
@@ -21,9 +22,16 @@ log = logging.getLogger(__name__)
 def make_engine(settings: Settings) -> Engine:
     """Create the engine; SQLite gets WAL, foreign keys and a busy timeout so writers queue."""
     url = settings.resolved_database_url
+    pool = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+    }
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -37,7 +45,7 @@ def make_engine(settings: Settings) -> Engine:
     # pool_pre_ping: after a database restart every pooled connection is dead; without the
     # ping the first request to draw one fails (a publish's commit is not retried by the
     # client). The ping is one loopback round trip per checkout, not per query.
-    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800, pool_pre_ping=True)
+    return create_engine(url, pool_recycle=1800, pool_pre_ping=True, **pool)
 
 
 def is_unavailable(e: DBAPIError) -> bool:
@@ -49,6 +57,18 @@ def is_unavailable(e: DBAPIError) -> bool:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded attributes after commit (responses are built after it)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def release(session: Session) -> None:
+    """End the session's read-only transaction, so its connection goes back to the pool.
+
+    For a request about to move bytes (stream a blob in, verify one in the store) for seconds
+    or minutes: a session holds its pooled connection until its transaction ends, and a few
+    large uploads at once took every connection, stalling the whole hub. Loaded objects stay
+    usable (``expire_on_commit=False``); the next query begins a new transaction. Call it only
+    with nothing written yet: what the request writes later commits, or rolls back, as usual.
+    """
+    session.commit()
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -69,6 +89,17 @@ def get_session(request: Request) -> Iterator[Session]:
             raise ServiceUnavailable(
                 "the database is unavailable right now (restarting or unreachable); nothing "
                 "was changed by this request. Try again in a moment"
+            ) from e
+        except PoolTimeout as e:
+            session.rollback()
+            settings: Settings = request.app.state.settings
+            total = settings.db_pool_size + settings.db_max_overflow
+            log.warning("%s %s: no free connection: %s", request.method, request.url.path, e)
+            raise ServiceUnavailable(
+                f"the hub is busy: its {total} database connection{'s' if total != 1 else ''} "
+                f"stayed in use for {settings.db_pool_timeout_seconds:g} s; nothing was changed "
+                "by this request. Try again in a moment (the operator can raise "
+                "ZOO_DB_POOL_SIZE and ZOO_DB_MAX_OVERFLOW)"
             ) from e
         except BaseException:
             session.rollback()

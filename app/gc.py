@@ -12,11 +12,13 @@ What it removes, and why it is safe:
 - private copies under ``verifying/`` older than the TTL: a commit that crashed (the store or
   the hub died mid-way) between verifying a blob and promoting it;
 - orphaned blobs: objects under ``blobs/`` older than the TTL that no blob row names. A commit
-  promotes its blobs before its transaction inserts their rows, so a commit that failed after
-  the promotion (the database went away) leaves them behind.
+  promotes its blobs inside the transaction that inserts their rows, so a commit that failed
+  after the promotion (the database went away) leaves them behind.
 
 The age check keeps everything a commit in flight is using: a commit does not take hours.
-A blob that any version references always has its row, and is never deleted.
+A blob that any version references always has its row, and is never deleted. An orphan is
+deleted only under a claim on its row (``delete_orphans``), so a commit that reuses those very
+bytes while gc runs either waits for the deletion (and stores its own copy) or makes gc skip it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.orm import Blob, Version, VersionStatus, utcnow
@@ -110,11 +113,41 @@ def collect(
         storage.delete_many(stale)
     old_verifying = _older_than(storage, verifying, cutoff)
     orphans = _older_than(storage, [k for sha, k in blobs.items() if sha not in known], cutoff)
-    report.verifying_deleted, report.orphan_blobs_deleted = len(old_verifying), len(orphans)
-    if not dry_run:
-        storage.delete_many(old_verifying + orphans)
+    report.verifying_deleted = len(old_verifying)
+    if dry_run:
+        report.orphan_blobs_deleted = len(orphans)
+    else:
+        storage.delete_many(old_verifying)
+        report.orphan_blobs_deleted = delete_orphans(factory, storage, orphans)
     log.info("gc%s: %s", " (dry run)" if dry_run else "", report.summary())
     return report
+
+
+def delete_orphans(factory: sessionmaker[Session], storage: Storage, keys: list[str]) -> int:
+    """Delete the blob objects at ``keys`` that still have no row; how many were deleted.
+
+    Each deletion happens inside a transaction that has inserted the blob's row, and is then
+    rolled back: the row is never seen, but while it is there a commit inserting the same row
+    (its claim, before it promotes or reuses the bytes: ``publish.commit_upload``) waits for
+    this transaction to end, and if the commit inserted it first, this insert waits for the
+    commit and then fails: the blob is in use, and is kept. (PostgreSQL waits on the row's
+    unique key, SQLite on its one write lock.) Listing the orphans and deleting them without
+    it let a commit that reused an orphan's bytes in between lose them.
+    """
+    deleted = 0
+    for key in keys:
+        sha = key[len(BLOB_PREFIX) :]
+        with factory() as session:
+            try:
+                session.execute(insert(Blob).values(sha256=sha, size=0, created_at=utcnow()))
+            except IntegrityError:
+                continue  # a commit has made it a blob again since the listing
+            try:
+                storage.delete(key)
+                deleted += 1
+            finally:
+                session.rollback()
+    return deleted
 
 
 def _older_than(storage: Storage, keys: list[str], cutoff: datetime) -> list[str]:

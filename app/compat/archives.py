@@ -17,7 +17,7 @@ import gzip
 import hashlib
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -118,8 +118,12 @@ def ensure_archives(session: Session, storage: Storage, version: Version) -> lis
     missing = [name for name in plans if name not in {a.name for a in existing}]
     for name in missing:
         plan = plans[name]
-        sha256, size = _build(storage, version, plan.members)
-        _insert_ignore(session, Blob, {"sha256": sha256, "size": size}, ["sha256"])
+
+        def claim(sha256: str, size: int) -> None:
+            # the blob row first, the bytes after: see _build
+            _insert_ignore(session, Blob, {"sha256": sha256, "size": size}, ["sha256"])
+
+        sha256, size = _build(storage, version, plan.members, claim)
         _insert_ignore(
             session,
             CompatArchive,
@@ -203,8 +207,19 @@ class _ChunkReader:
         return out
 
 
-def _build(storage: Storage, version: Version, members: list[tuple[str, File]]) -> tuple[str, int]:
-    """Write the archive of ``members`` to its blob key; its sha256 and size."""
+def _build(
+    storage: Storage,
+    version: Version,
+    members: list[tuple[str, File]],
+    claim: Callable[[str, int], None],
+) -> tuple[str, int]:
+    """Write the archive of ``members`` to its blob key; its sha256 and size.
+
+    ``claim(sha256, size)`` inserts the blob's row (uncommitted) before the bytes are looked
+    for or written: an orphan with the same bytes (a build whose transaction failed) is then
+    either deleted by gc before the claim returns, and written again here, or kept by gc
+    (``gc.delete_orphans``).
+    """
     # Members are named by their folder (``sample-inputs/inp-0000.npz``), so plain
     # ``tar xzf`` recreates it; the SparseZoo client keeps only the base name.
     mtime = int((version.committed_at or version.created_at).timestamp())
@@ -222,6 +237,7 @@ def _build(storage: Storage, version: Version, members: list[tuple[str, File]]) 
                 tar.addfile(_member(member, f.size, mtime), _ChunkReader(chunks))
         spool.seek(0)
         key = blob_key(writer.hexdigest)
+        claim(writer.hexdigest, writer.size)
         if not storage.exists(key):
             written = storage.write_stream(key, spool)
             if (written.sha256, written.size) != (writer.hexdigest, writer.size):

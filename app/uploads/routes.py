@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel
 
 from app.auth import DbSession, RequiredPrincipal, require_write
+from app.db import release
 from app.deps import BaseUrl, SessionFactoryDep, SettingsDep, StorageDep
 from app.errors import (
     DigestMismatch,
@@ -45,10 +46,15 @@ class BlobReceived(BaseModel):
 
 
 def writable_upload(upload_id: str, session: DbSession, principal: RequiredPrincipal) -> Version:
-    """The upload, with its files loaded, if the token may write to its namespace."""
+    """The upload, with its files loaded, if the token may write to its namespace.
+
+    Its read transaction ends here: what follows streams or verifies bytes, for minutes on a
+    large model, and must not hold a database connection meanwhile (``db.release``).
+    """
     version = publish.get_upload(session, upload_id)
     require_write(principal, version.model.namespace.name)
     session.refresh(version, attribute_names=["files"])
+    release(session)
     return version
 
 

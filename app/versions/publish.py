@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth import Principal, require_write
 from app.config import Settings
+from app.db import release
 from app.errors import (
     DigestMismatch,
     InsufficientStorage,
@@ -303,6 +304,8 @@ def commit_upload(
     sizes = {f.sha256: f.size for f in version.files}
     stored = set(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(list(sizes)))))
     to_verify = [s for s in sizes if s not in stored]
+    # No connection held while the store verifies (hashes every byte of) the new blobs.
+    release(session)
 
     # Each upload moves to a private key before it is hashed, so a client still holding a
     # presigned URL cannot swap the bytes between the check and the promotion.
@@ -325,10 +328,37 @@ def commit_upload(
         _quietly("delete verified copies", lambda: storage.delete_many(verified.values()))
         raise
 
+    # The blob rows before the promotions: they commit with the rest of this transaction, so
+    # no reader sees a row whose bytes are not in place yet. Uncommitted, each row is also this
+    # commit's claim on its blob key: gc deletes an orphaned blob (bytes without a row) only
+    # while its own claim on that row is in place (gc.delete_orphans), so the two wait for each
+    # other. Before, an old orphan with this commit's bytes could be deleted by a gc that
+    # listed it just before this commit reused it: a version whose file was gone.
+    def promote_verified() -> None:
+        with store_errors(f"committing upload '{version.upload_id}'"):
+            for sha, key in verified.items():
+                storage.promote(key, blob_key(sha))  # kept as it is if the bytes are there
+
+    try:
+        _insert_blobs(session, ((s, sizes[s]) for s in to_verify))
+    except BaseException:
+        # The database failed (went away, or stayed locked): promote anyway, unclaimed, as
+        # before, so that a retry of this commit finds the bytes in place (their staged copies
+        # are gone); the retry's own insert claims them and checks that they are still there.
+        _quietly("promote verified blobs", promote_verified)
+        raise
+    promote_verified()
     with store_errors(f"committing upload '{version.upload_id}'"):
-        for sha, key in verified.items():
-            storage.promote(key, blob_key(sha))
-    _insert_blobs(session, ((s, sizes[s]) for s in to_verify))
+        for sha in to_verify:
+            # promoted by an earlier attempt of this commit: gc may have removed it since, if
+            # that attempt is older than the TTL (once the insert above has returned, it can't)
+            if sha not in verified and not storage.exists(blob_key(sha)):
+                paths = [f.path for f in version.files if f.sha256 == sha]
+                raise DigestMismatch(
+                    f"blob {sha} (for {', '.join(paths)}) is no longer stored: upload it "
+                    "again, then commit again",
+                    details={"sha256": sha, "paths": paths},
+                )
 
     # Claim the upload with its row lock before numbering it: a second commit of the same
     # upload running at once (a retry) waits here until the first ends, then finds it no longer

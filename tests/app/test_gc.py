@@ -1,17 +1,24 @@
-"""`zoo admin gc`: expired uploads are aborted and staged leftovers deleted; nothing else."""
+"""`zoo admin gc`: expired uploads are aborted and staged leftovers deleted; nothing else, not
+even an orphaned blob that a commit reuses while gc runs."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
+import pytest
 from sqlalchemy import select, update
 
-from app.gc import collect
-from app.orm import Version, VersionStatus, utcnow
-from app.storage import blob_key, staging_key
+from app.db import make_sessionmaker
+from app.gc import collect, delete_orphans
+from app.orm import Blob, Version, VersionStatus, utcnow
+from app.storage import Storage, blob_key, staging_key
 from app.storage_factory import make_storage
+from support.fixtures import CONFIGURATIONS
 from support.hub import Hub, create_model, manifest, publish, unique_namespace, upload_blobs
+from support.paused import OwnHub, in_thread, own_hub
 
 
 def test_gc_aborts_expired_uploads_and_keeps_the_rest(hub: Hub) -> None:
@@ -53,3 +60,77 @@ def test_gc_aborts_expired_uploads_and_keeps_the_rest(hub: Hub) -> None:
     assert storage.exists(blob_key(card["sha256"]))
     assert http.post(f"/uploads/{fresh['upload_id']}/commit").json()["number"] == 2
     assert http.post(f"/uploads/{old['upload_id']}/commit").status_code == 409
+
+
+def _download(hub_url: str, token: str, ns: str, path: str) -> bytes:
+    """A file of version 1, following the S3 backend's redirect to its presigned URL."""
+    headers = {"Authorization": f"Bearer {token}"}
+    r = httpx.get(f"{hub_url}/api/v1/models/{ns}/m/versions/1/files/{path}", headers=headers)
+    if r.status_code == 302:
+        r = httpx.get(r.headers["location"])  # the URL itself is the grant: no token
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def _orphan(storage: Storage, data: bytes) -> str:
+    """Bytes under their blob key with no row: what a commit that died after promoting leaves."""
+    key = blob_key(hashlib.sha256(data).hexdigest())
+    storage.write_stream(key, iter([data]))
+    return key
+
+
+def test_gc_keeps_an_orphan_that_a_commit_reused_after_the_listing(hub: Hub) -> None:
+    # gc lists two orphans as old enough to delete; before it deletes them, a commit publishes
+    # one of them again (it finds the bytes in place and keeps them). gc's deletion step must
+    # see the row that commit made: before, it deleted both, and the version's file was gone.
+    ns = unique_namespace()
+    http = hub.client(hub.admin_token)
+    create_model(http, ns, name="m")
+    storage = make_storage(hub.settings)
+    abandoned, reused = f"# abandoned {ns}".encode(), f"# reused {ns}".encode()
+    listed = [_orphan(storage, abandoned), _orphan(storage, reused)]
+    publish(http, ns, "m", {"model.md": reused})
+
+    assert delete_orphans(hub.sessionmaker, storage, listed) == 1
+    assert not storage.exists(listed[0])
+    assert storage.exists(listed[1])
+    assert _download(hub.url, hub.admin_token, ns, "model.md") == reused
+    with hub.sessionmaker() as s:  # gc's claim on the deleted one left no row behind
+        assert s.get(Blob, hashlib.sha256(abandoned).hexdigest()) is None
+
+
+@pytest.fixture(scope="module", params=CONFIGURATIONS)
+def paused_hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OwnHub]:
+    yield from own_hub(request, tmp_path_factory.mktemp(str(request.param)))
+
+
+def test_gc_waits_for_a_commit_that_is_reusing_an_orphan(paused_hub: OwnHub) -> None:
+    # The commit has claimed the blob (its row, uncommitted) and stops while it promotes; gc,
+    # deleting that orphan now, must wait for the commit and then keep the blob.
+    hub = paused_hub
+    ns = unique_namespace()
+    create_model(hub.api, ns, name="m")
+    data = f"# reused while gc runs {ns}".encode()
+    key = _orphan(hub.storage.inner, data)
+    files = {"model.md": data}
+    upload = hub.api.post(f"/models/{ns}/m/versions", json={"files": manifest(files)}).json()
+    upload_blobs(hub.api, upload, files)
+    hub.storage.pause("promote", "verifying/")
+    committer, commit = in_thread(lambda: hub.api.post(f"/uploads/{upload['upload_id']}/commit"))
+    try:
+        assert hub.storage.entered.wait(10), "the commit never promoted its blob"
+        factory = make_sessionmaker(hub.app.state.engine)
+        gc, deleted = in_thread(lambda: delete_orphans(factory, hub.storage.inner, [key]))
+        gc.join(1.5)
+        assert gc.is_alive(), f"gc did not wait for the commit: {deleted}"
+    finally:
+        hub.storage.resume()
+        committer.join(60)
+    gc.join(60)
+    assert commit["value"].status_code == 200, commit["value"].text
+    assert deleted == {"value": 0}
+    assert hub.storage.inner.exists(key)
+    token = hub.api.headers["Authorization"].removeprefix("Bearer ")
+    assert _download(hub.url, token, ns, "model.md") == data

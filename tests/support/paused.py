@@ -1,0 +1,114 @@
+"""A hub of its own whose real store can be stopped inside one call, to order two requests.
+
+Races between requests (a slow commit and a browse, a commit and gc) are tested by pausing one
+of them at a known point: ``PausingStorage`` wraps the hub's real store and holds one method,
+for keys with a given prefix, until the test lets it go. Nothing is mocked: every call reaches
+the store, only later.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app import migrate
+from app.config import Settings
+from app.db import make_engine, make_sessionmaker
+from app.main import create_app
+from app.storage import Storage
+from app.tokens.service import create_token
+from support.fixtures import hub_settings
+from support.live import live_server
+
+
+class PausingStorage:
+    """The hub's store; ``pause(method, prefix)`` makes that method wait for ``resume()``."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.entered = threading.Event()
+        self._go = threading.Event()
+        self._go.set()
+        self._method = ""
+        self._prefix = ""
+
+    def pause(self, method: str, prefix: str = "") -> None:
+        """Hold the next calls of ``method`` on keys starting with ``prefix``."""
+        self._method, self._prefix = method, prefix
+        self.entered.clear()
+        self._go.clear()
+
+    def resume(self) -> None:
+        self._method = ""
+        self._go.set()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            key = next((a for a in args if isinstance(a, str)), "")
+            if name == self._method and key.startswith(self._prefix):
+                self.entered.set()
+                self._go.wait(60)
+            return attr(*args, **kwargs)
+
+        return call
+
+
+@dataclass
+class OwnHub:
+    """A hub served for one test module, with its store wrapped and an admin API client."""
+
+    url: str
+    api: httpx.Client
+    storage: PausingStorage
+    config: str
+    app: FastAPI
+    settings: Settings
+
+
+def own_hub(request: pytest.FixtureRequest, tmp: Any, **settings: Any) -> Iterator[OwnHub]:
+    """Serve a fresh hub of ``request.param``'s configuration with ``settings`` overridden."""
+    config = str(request.param)
+    base = hub_settings(config, tmp, request)
+    s = base.model_copy(update=settings)
+    migrate.upgrade(s)
+    engine = make_engine(s)
+    with make_sessionmaker(engine)() as session:
+        _, admin = create_token(session, name="own-hub-admin", scopes=["admin"])
+        session.commit()
+    engine.dispose()
+    app = create_app(s)
+    storage = PausingStorage(app.state.storage)
+    app.state.storage = storage
+    headers = {"Authorization": f"Bearer {admin}"}
+    with (
+        live_server(app) as url,
+        httpx.Client(base_url=f"{url}/api/v1", headers=headers, timeout=60) as api,
+    ):
+        yield OwnHub(url, api, storage, config, app, s)
+    storage.resume()
+    app.state.engine.dispose()
+
+
+def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start ``fn`` on a thread; the dict gets its result as ``"value"`` (or ``"error"``)."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # handed to the test, which re-raises it
+            out["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, out
