@@ -335,9 +335,8 @@ def commit_upload(
     # other. Before, an old orphan with this commit's bytes could be deleted by a gc that
     # listed it just before this commit reused it: a version whose file was gone.
     def promote_verified() -> None:
-        with store_errors(f"committing upload '{version.upload_id}'"):
-            for sha, key in verified.items():
-                storage.promote(key, blob_key(sha))  # kept as it is if the bytes are there
+        for sha, key in verified.items():
+            storage.promote(key, blob_key(sha))  # kept as it is if the bytes are there
 
     try:
         _insert_blobs(session, ((s, sizes[s]) for s in to_verify))
@@ -347,8 +346,8 @@ def commit_upload(
         # are gone); the retry's own insert claims them and checks that they are still there.
         _quietly("promote verified blobs", promote_verified)
         raise
-    promote_verified()
     with store_errors(f"committing upload '{version.upload_id}'"):
+        promote_verified()
         for sha in to_verify:
             # promoted by an earlier attempt of this commit: gc may have removed it since, if
             # that attempt is older than the TTL (once the insert above has returned, it can't)
