@@ -120,7 +120,7 @@ def ensure_archives(session: Session, storage: Storage, version: Version) -> lis
         plan = plans[name]
 
         def claim(sha256: str, size: int) -> None:
-            # the blob row first, the bytes after: see _build
+            # the blob row, as soon as the bytes are in place: see _build
             _insert_ignore(session, Blob, {"sha256": sha256, "size": size}, ["sha256"])
 
         sha256, size = _build(storage, version, plan.members, claim)
@@ -215,10 +215,11 @@ def _build(
 ) -> tuple[str, int]:
     """Write the archive of ``members`` to its blob key; its sha256 and size.
 
-    ``claim(sha256, size)`` inserts the blob's row (uncommitted) before the bytes are looked
-    for or written: an orphan with the same bytes (a build whose transaction failed) is then
-    either deleted by gc before the claim returns, and written again here, or kept by gc
-    (``gc.delete_orphans``).
+    ``claim(sha256, size)`` inserts the blob's row (uncommitted) once the bytes are in place;
+    from then on gc keeps them (``gc.delete_orphans``). Bytes found in place before the claim
+    may be an orphan (a build whose transaction failed) that gc deleted meanwhile: they are
+    looked for again after it, and written again if gone. (Claiming before writing would hold
+    SQLite's one write lock for the whole write.)
     """
     # Members are named by their folder (``sample-inputs/inp-0000.npz``), so plain
     # ``tar xzf`` recreates it; the SparseZoo client keeps only the base name.
@@ -235,14 +236,20 @@ def _build(
             for member, f in members:
                 chunks = storage.read_range(blob_key(f.sha256))
                 tar.addfile(_member(member, f.size, mtime), _ChunkReader(chunks))
-        spool.seek(0)
         key = blob_key(writer.hexdigest)
-        claim(writer.hexdigest, writer.size)
-        if not storage.exists(key):
+
+        def store() -> None:
+            spool.seek(0)
             written = storage.write_stream(key, spool)
             if (written.sha256, written.size) != (writer.hexdigest, writer.size):
                 storage.delete(key)
                 raise ZooError(f"archive for {key} changed while it was stored; try again")
+
+        if not storage.exists(key):
+            store()
+        claim(writer.hexdigest, writer.size)
+        if not storage.exists(key):  # an orphan that gc deleted just before the claim
+            store()
     return writer.hexdigest, writer.size
 
 

@@ -9,15 +9,16 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from app.db import make_sessionmaker
 from app.gc import collect, delete_orphans
-from app.orm import Blob, Version, VersionStatus, utcnow
+from app.orm import Blob, CompatArchive, Version, VersionStatus, utcnow
 from app.storage import Storage, blob_key, staging_key
 from app.storage_factory import make_storage
 from support.fixtures import CONFIGURATIONS
 from support.hub import Hub, create_model, manifest, publish, unique_namespace, upload_blobs
+from support.onnx_models import linear_model
 from support.paused import OwnHub, in_thread, own_hub
 
 
@@ -62,14 +63,18 @@ def test_gc_aborts_expired_uploads_and_keeps_the_rest(hub: Hub) -> None:
     assert http.post(f"/uploads/{old['upload_id']}/commit").status_code == 409
 
 
-def _download(hub_url: str, token: str, ns: str, path: str) -> bytes:
-    """A file of version 1, following the S3 backend's redirect to its presigned URL."""
-    headers = {"Authorization": f"Bearer {token}"}
-    r = httpx.get(f"{hub_url}/api/v1/models/{ns}/m/versions/1/files/{path}", headers=headers)
+def _fetch(url: str, token: str) -> bytes:
+    """GET ``url``, following the S3 backend's redirect to its presigned URL."""
+    r = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
     if r.status_code == 302:
-        r = httpx.get(r.headers["location"])  # the URL itself is the grant: no token
+        r = httpx.get(r.headers["location"], timeout=60)  # the URL is the grant: no token
     assert r.status_code == 200, r.text
     return r.content
+
+
+def _download(hub_url: str, token: str, ns: str, path: str) -> bytes:
+    """A file of version 1 of ``ns/m``."""
+    return _fetch(f"{hub_url}/api/v1/models/{ns}/m/versions/1/files/{path}", token)
 
 
 def _orphan(storage: Storage, data: bytes) -> str:
@@ -134,3 +139,34 @@ def test_gc_waits_for_a_commit_that_is_reusing_an_orphan(paused_hub: OwnHub) -> 
     assert hub.storage.inner.exists(key)
     token = hub.api.headers["Authorization"].removeprefix("Bearer ")
     assert _download(hub.url, token, ns, "model.md") == data
+
+
+def test_an_archive_built_over_an_orphan_that_gc_deletes_meanwhile(paused_hub: OwnHub) -> None:
+    # A sample archive is built lazily and stored as a blob. A build whose transaction failed
+    # leaves its bytes without rows; the next build finds them in place, and gc deletes them
+    # just then: the build must notice and store them again (before: a row naming nothing).
+    hub = paused_hub
+    ns = unique_namespace()
+    create_model(hub.api, ns, name="m")
+    publish(hub.api, ns, "m", {"model.onnx": linear_model(0.5)})
+    token = hub.api.headers["Authorization"].removeprefix("Bearer ")
+    url = f"{hub.url}/v2/models/{ns}/m/versions/1/archives/deployment.tar.gz"
+    first = _fetch(url, token)
+    sha = hashlib.sha256(first).hexdigest()
+    factory = make_sessionmaker(hub.app.state.engine)
+    with factory() as s:  # the rows gone, the bytes left
+        s.execute(delete(CompatArchive).where(CompatArchive.sha256 == sha))
+        s.execute(delete(Blob).where(Blob.sha256 == sha))
+        s.commit()
+    key = blob_key(sha)
+    hub.storage.pause("exists", key, after=True)  # it has found them, gc now deletes them
+    builder, rebuilt = in_thread(lambda: _fetch(url, token))
+    try:
+        assert hub.storage.entered.wait(10), "the build never looked for its bytes"
+        assert delete_orphans(factory, hub.storage.inner, [key]) == 1
+    finally:
+        hub.storage.resume()
+        builder.join(60)
+    assert rebuilt.get("value") == first, rebuilt.get("error")
+    assert hub.storage.inner.exists(key)
+    assert _fetch(url, token) == first

@@ -37,10 +37,13 @@ class PausingStorage:
         self._go.set()
         self._method = ""
         self._prefix = ""
+        self._after = False
 
-    def pause(self, method: str, prefix: str = "") -> None:
-        """Hold the next calls of ``method`` on keys starting with ``prefix``."""
-        self._method, self._prefix = method, prefix
+    def pause(self, method: str, prefix: str = "", *, after: bool = False) -> None:
+        """Hold the next calls of ``method`` on keys starting with ``prefix``: before they
+        reach the store, or with ``after`` once the store has answered (the answer is then
+        returned as it was, however the store changed in the meantime)."""
+        self._method, self._prefix, self._after = method, prefix, after
         self.entered.clear()
         self._go.clear()
 
@@ -55,10 +58,12 @@ class PausingStorage:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             key = next((a for a in args if isinstance(a, str)), "")
-            if name == self._method and key.startswith(self._prefix):
-                self.entered.set()
-                self._go.wait(60)
-            return attr(*args, **kwargs)
+            if name != self._method or not key.startswith(self._prefix):
+                return attr(*args, **kwargs)
+            result = attr(*args, **kwargs) if self._after else None
+            self.entered.set()
+            self._go.wait(60)
+            return result if self._after else attr(*args, **kwargs)
 
         return call
 
