@@ -60,13 +60,15 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def release(session: Session) -> None:
-    """End the session's read-only transaction, so its connection goes back to the pool.
+    """End the session's transaction, so its connection goes back to the pool.
 
-    For a request about to move bytes (stream a blob in, verify one in the store) for seconds
-    or minutes: a session holds its pooled connection until its transaction ends, and a few
+    For a request about to move bytes (stream a blob in, verify one in the store, build an
+    archive) for seconds or minutes: a session holds its pooled connection (and on SQLite,
+    once it has written, the database's one write lock) until its transaction ends, and a few
     large uploads at once took every connection, stalling the whole hub. Loaded objects stay
     usable (``expire_on_commit=False``); the next query begins a new transaction. Call it only
-    with nothing written yet: what the request writes later commits, or rolls back, as usual.
+    where what was written so far may commit on its own: what the request writes later
+    commits, or rolls back, as usual.
     """
     session.commit()
 

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.db import release
 from app.errors import ZooError
 from app.orm import Blob, CompatArchive, File, Version, utcnow
 from app.storage import Storage, blob_key
@@ -118,6 +119,10 @@ def ensure_archives(session: Session, storage: Storage, version: Version) -> lis
     missing = [name for name in plans if name not in {a.name for a in existing}]
     for name in missing:
         plan = plans[name]
+        # Building reads every member from the store and writes the archive (seconds for a
+        # large model): not with a connection held, nor, on SQLite, the write lock that the
+        # previous archive's rows took. Those rows commit here, complete on their own.
+        release(session)
 
         def claim(sha256: str, size: int) -> None:
             # the blob row, as soon as the bytes are in place: see _build

@@ -1,9 +1,10 @@
-"""Slow uploads and commits do not hold a database connection while the bytes move.
+"""Slow uploads, commits and archive builds hold no database connection while bytes move.
 
-A hub with a one-connection pool: while one request streams a blob or verifies one (seconds to
-minutes for a large model), every other request must still be served. Before, both held their
-session's connection to the end, so a handful of large uploads at once took every connection
-and the whole hub (browsing included) stalled for the pool timeout, then failed.
+A hub with a one-connection pool: while one request streams a blob, verifies one or builds a
+sample archive (seconds to minutes for a large model), every other request must be served.
+Before, each held its session's connection to the end, so a handful of large uploads at once
+took every connection and the whole hub (browsing included) stalled for the pool timeout,
+then failed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import httpx
 import pytest
 
 from support.fixtures import CONFIGURATIONS
-from support.hub import create_model, manifest, unique_namespace, upload_blobs
+from support.hub import create_model, manifest, publish, unique_namespace, upload_blobs
+from support.onnx_models import linear_model
 from support.paused import OwnHub, in_thread, own_hub
 
 POOL_TIMEOUT = 3.0
@@ -125,3 +127,23 @@ def test_an_exhausted_pool_is_a_503_that_says_so(small_hub: OwnHub) -> None:
     assert "1 database connection" in message and "ZOO_DB_POOL_SIZE" in message, message
     assert POOL_TIMEOUT <= waited < POOL_TIMEOUT + 5
     assert _browse_while(small_hub).status_code == 200  # and the hub serves again
+
+
+def test_an_archive_build_leaves_the_connection_free(small_hub: OwnHub) -> None:
+    # A SparseZoo client's first download of a sample folder builds its archive: members read
+    # from the store, the archive written back, seconds for a large model.
+    ns = unique_namespace()
+    name = create_model(small_hub.api, ns, name="archived")["name"]
+    publish(small_hub.api, ns, name, {"model.onnx": linear_model(0.5)})
+    small_hub.storage.pause("write_stream", "blobs/")
+    url = f"{small_hub.url}/v2/models/{ns}/{name}/versions/1/archives/deployment.tar.gz"
+    headers = {"Authorization": small_hub.api.headers["Authorization"]}
+    builder, built = in_thread(lambda: httpx.get(url, headers=headers, timeout=60))
+    try:
+        assert small_hub.storage.entered.wait(10), "the archive was never written"
+        r = _browse_while(small_hub)
+        assert r.status_code == 200, r.text
+    finally:
+        small_hub.storage.resume()
+        builder.join(60)
+    assert built["value"].status_code in (200, 302), built["value"].text

@@ -8,6 +8,8 @@ the store, only later.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,8 +25,10 @@ from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.storage import Storage
 from app.tokens.service import create_token
+from support.databases import fresh_database
 from support.fixtures import hub_settings
 from support.live import live_server
+from support.s3 import remove_bucket
 
 
 class PausingStorage:
@@ -81,10 +85,23 @@ class OwnHub:
 
 
 def own_hub(request: pytest.FixtureRequest, tmp: Any, **settings: Any) -> Iterator[OwnHub]:
-    """Serve a fresh hub of ``request.param``'s configuration with ``settings`` overridden."""
+    """Serve a fresh hub of ``request.param``'s configuration with ``settings`` overridden.
+
+    Its database is its own too (a bucket of its own beside the shared hub's database would
+    find blob rows whose bytes are in another bucket).
+    """
     config = str(request.param)
     base = hub_settings(config, tmp, request)
-    s = base.model_copy(update=settings)
+    with contextlib.ExitStack() as stack:
+        if config != "sqlite-fs":
+            server = os.environ["ZOO_TEST_DATABASE_URL"]
+            settings = {"database_url": stack.enter_context(fresh_database(server)), **settings}
+        yield from _serve(base.model_copy(update=settings), config)
+    if base.storage == "s3":
+        remove_bucket(request.getfixturevalue("s3_target"), base.s3_bucket)
+
+
+def _serve(s: Settings, config: str) -> Iterator[OwnHub]:
     migrate.upgrade(s)
     engine = make_engine(s)
     with make_sessionmaker(engine)() as session:
