@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -45,6 +45,21 @@ def _browse_while(hub: OwnHub) -> httpx.Response:
     r = httpx.get(f"{hub.url}/api/v1/models", timeout=30)
     assert time.monotonic() - start < POOL_TIMEOUT, "the request waited for a connection"
     return r
+
+
+def _browse_during(hub: OwnHub, request: Callable[[], httpx.Response]) -> httpx.Response:
+    """Send ``request``, which the store holds (``hub.storage.pause``); browse while it is
+    held, then let it go and return its answer."""
+    worker, out = in_thread(request)
+    try:
+        assert hub.storage.entered.wait(10), "the request never reached the paused call"
+        r = _browse_while(hub)
+        assert r.status_code == 200, r.text
+    finally:
+        hub.storage.resume()
+        worker.join(60)
+    answer: httpx.Response = out["value"]
+    return answer
 
 
 def test_a_slow_blob_upload_leaves_the_connection_free(small_hub: OwnHub) -> None:
@@ -98,17 +113,9 @@ def test_a_commit_verifying_its_blobs_leaves_the_connection_free(small_hub: OwnH
     upload = r.json()
     upload_blobs(small_hub.api, upload, files)
     small_hub.storage.pause("hash_object")
-    committer, result = in_thread(
-        lambda: small_hub.api.post(f"/uploads/{upload['upload_id']}/commit")
+    commit = _browse_during(
+        small_hub, lambda: small_hub.api.post(f"/uploads/{upload['upload_id']}/commit")
     )
-    try:
-        assert small_hub.storage.entered.wait(10), "the commit never verified a blob"
-        r = _browse_while(small_hub)
-        assert r.status_code == 200, r.text
-    finally:
-        small_hub.storage.resume()
-        committer.join(60)
-    commit = result["value"]
     assert commit.status_code == 200, commit.text
     version = commit.json()
     assert version["number"] == 1, version
@@ -138,12 +145,5 @@ def test_an_archive_build_leaves_the_connection_free(small_hub: OwnHub) -> None:
     small_hub.storage.pause("write_stream", "blobs/")
     url = f"{small_hub.url}/v2/models/{ns}/{name}/versions/1/archives/deployment.tar.gz"
     headers = {"Authorization": small_hub.api.headers["Authorization"]}
-    builder, built = in_thread(lambda: httpx.get(url, headers=headers, timeout=60))
-    try:
-        assert small_hub.storage.entered.wait(10), "the archive was never written"
-        r = _browse_while(small_hub)
-        assert r.status_code == 200, r.text
-    finally:
-        small_hub.storage.resume()
-        builder.join(60)
-    assert built["value"].status_code in (200, 302), built["value"].text
+    built = _browse_during(small_hub, lambda: httpx.get(url, headers=headers, timeout=60))
+    assert built.status_code in (200, 302), built.text

@@ -11,14 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import migrate
 from app.config import Settings
-from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.storage import blob_key
 from app.storage_factory import make_storage
-from app.tokens.service import create_token
 from support.fixtures import S3Target
+from support.hub import migrate_with_admin
 from support.live import live_server
 from support.s3 import remove_bucket
 
@@ -42,12 +40,7 @@ def s3_hub(
         multipart_threshold_bytes=PART,
         multipart_part_bytes=PART,
     )
-    migrate.upgrade(settings)
-    engine = make_engine(settings)
-    with make_sessionmaker(engine)() as s:
-        _, token = create_token(s, name="mp", scopes=["admin"])
-        s.commit()
-    engine.dispose()
+    token = migrate_with_admin(settings, "mp")
     with live_server(create_app(settings)) as url:
         yield url, token, settings
     remove_bucket(s3_target, settings.s3_bucket)

@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import migrate
 from app.config import Settings
+from app.db import make_engine, make_sessionmaker
 from app.tokens.service import create_token
 
 
@@ -132,3 +134,16 @@ def create_model(http: httpx.Client, namespace: str, **fields: Any) -> dict[str,
     r = http.post("/models", json={"namespace": namespace, **fields})
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+def migrate_with_admin(settings: Settings, name: str) -> str:
+    """Migrate the database of ``settings``; the secret of a new admin token named ``name``."""
+    migrate.upgrade(settings)
+    engine = make_engine(settings)
+    try:
+        with make_sessionmaker(engine)() as s:
+            _, token = create_token(s, name=name, scopes=["admin"])
+            s.commit()
+    finally:
+        engine.dispose()
+    return token

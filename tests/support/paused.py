@@ -19,14 +19,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app import migrate
 from app.config import Settings
-from app.db import make_engine, make_sessionmaker
 from app.main import create_app
 from app.storage import Storage
-from app.tokens.service import create_token
 from support.databases import fresh_database
 from support.fixtures import hub_settings
+from support.hub import migrate_with_admin
 from support.live import live_server
 from support.s3 import remove_bucket
 
@@ -102,12 +100,7 @@ def own_hub(request: pytest.FixtureRequest, tmp: Any, **settings: Any) -> Iterat
 
 
 def _serve(s: Settings, config: str) -> Iterator[OwnHub]:
-    migrate.upgrade(s)
-    engine = make_engine(s)
-    with make_sessionmaker(engine)() as session:
-        _, admin = create_token(session, name="own-hub-admin", scopes=["admin"])
-        session.commit()
-    engine.dispose()
+    admin = migrate_with_admin(s, "own-hub-admin")
     app = create_app(s)
     storage = PausingStorage(app.state.storage)
     app.state.storage = storage
