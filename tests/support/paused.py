@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -82,7 +83,7 @@ class OwnHub:
     settings: Settings
 
 
-def own_hub(request: pytest.FixtureRequest, tmp: Any, **settings: Any) -> Iterator[OwnHub]:
+def own_hub(request: pytest.FixtureRequest, tmp: Path, **settings: Any) -> Iterator[OwnHub]:
     """Serve a fresh hub of ``request.param``'s configuration with ``settings`` overridden.
 
     Its database is its own too (a bucket of its own beside the shared hub's database would
