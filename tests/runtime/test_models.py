@@ -19,6 +19,7 @@ import pytest
 from onnx import ModelProto, TensorProto, numpy_helper
 
 from zoo.runtime import InferenceSession
+from zoo.runtime.kernels import set_threads
 from zoo.testing.models import bert_encoder, mlp, mobilenet_v2, prune, quantize_qdq, resnet50
 
 ort = pytest.importorskip("onnxruntime")
@@ -98,6 +99,20 @@ def test_dense_engine_matches_onnxruntime(name: str) -> None:
     model, feeds = _model(name, 0.9), MODELS[name][1]()
     got = InferenceSession(model, sparse=False).run(None, feeds)
     _assert_close(got[0], _ort_run(model, feeds)[0])
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+@pytest.mark.parametrize("name", ["mlp", "resnet50", "mobilenet_v2"])
+def test_an_empty_batch_gives_an_empty_output_like_onnxruntime(name: str, sparse: bool) -> None:
+    # every conv's batch path crashed on 0 images with 2 threads (IndexError in the pool)
+    model = _model(name, 0.9)
+    feeds = {k: v[:0] for k, v in MODELS[name][1]().items()}
+    ref = _ort_run(model, feeds)
+    try:
+        got = InferenceSession(model, sparse=sparse, threads=2).run(None, feeds)
+    finally:
+        set_threads(None)  # the session's thread count is process-wide
+    assert [(g.shape, g.dtype) for g in got] == [(r.shape, r.dtype) for r in ref]
 
 
 @pytest.mark.parametrize("name", ["mlp", "mobilenet_v2"])

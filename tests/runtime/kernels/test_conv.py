@@ -254,3 +254,33 @@ def test_each_input_channel_plane_starts_on_a_cache_line(case) -> None:  # type:
     f = plan_conv2d(w, b, **kw)
     _check(f(x), x, w, b, kw)
     _check(f(x), x, w, b, kw)  # the padding between planes stays zero between calls
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    ("sparsity", "stride", "k", "kind"),
+    [
+        (0.9, 1, 3, "sparse-direct-conv"),
+        (0.0, 1, 3, "dense-winograd"),
+        (0.0, 2, 3, "dense-im2col"),
+        (0.0, 1, 1, "dense-im2col"),
+    ],
+)
+def test_a_batch_of_zero_images(
+    threads: int, sparsity: float, stride: int, k: int, kind: str
+) -> None:
+    # (onnxruntime answers an empty batch with an empty output; the batch path's thread pool
+    # raised IndexError on 2 threads)
+    rng = np.random.default_rng(0)
+    w = prune(rng.standard_normal((32, 16, k, k)).astype(np.float32), sparsity, rng)
+    p = k // 2
+    try:
+        set_threads(threads)
+        kern = plan_conv2d(
+            w, None, strides=(stride, stride), pads=(p,) * 4, dilations=(1, 1), group=1
+        )
+        y = kern(np.zeros((0, 16, 20, 20), np.float32))
+    finally:
+        set_threads(None)
+    assert kern.kind == kind
+    assert y.shape == (0, 32, 20 // stride, 20 // stride) and y.dtype == np.float32

@@ -1,11 +1,17 @@
-"""Generated sources, thread control and the numba configuration of the kernels."""
+"""Generated sources, thread control (the batch's image pool too) and the numba configuration
+of the kernels."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
+import pytest
 
 from zoo.runtime.kernels import plan_linear, set_threads
 from zoo.runtime.kernels._codegen import GENERATED, modules
+from zoo.runtime.kernels._dense import parallel_images
 from zoo.runtime.kernels._numba_env import numba, slp_enabled
 
 
@@ -32,3 +38,40 @@ def test_set_threads() -> None:
 
 def test_slp_vectorizer_on_by_default() -> None:
     assert slp_enabled()
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 64])
+def test_parallel_images_calls_each_image_once(workers: int, n: int) -> None:
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def image(i: int) -> None:
+        with lock:
+            seen.append(i)
+
+    try:
+        set_threads(workers)
+        parallel_images(n, image)
+    finally:
+        set_threads(None)
+    assert sorted(seen) == list(range(n))
+
+
+def test_parallel_images_hands_out_images_as_workers_free_up() -> None:
+    # A slow image 0 (a core another process is using): the other worker takes every other
+    # image meanwhile. Fixed halves left images 1-4 waiting behind image 0.
+    ran_by: dict[int, int] = {}
+
+    def image(i: int) -> None:
+        if i == 0:
+            time.sleep(1.0)
+        ran_by[i] = threading.get_ident()
+
+    try:
+        set_threads(2)
+        parallel_images(10, image)
+    finally:
+        set_threads(None)
+    slow = ran_by[0]
+    assert [i for i, t in ran_by.items() if t == slow] == [0], ran_by

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -132,14 +131,24 @@ def im2col_into(xp: np.ndarray, geo: ConvGeometry, ho: int, wo: int, cols: np.nd
 
 
 def parallel_images(n: int, image: Callable[[int], object]) -> None:
-    """Call ``image(i)`` for i in range(n), the images split over the Python thread pool."""
-    t = min(threads(), n)
+    """Call ``image(i)`` once for each i in range(n), on the Python thread pool.
 
-    def images(lo: int, hi: int) -> None:
-        for i in range(lo, hi):
+    The images are handed out one at a time (each worker takes the next one when it is done),
+    not split into one fixed block per worker: on a shared machine one core is often slower
+    for a while, and a layer waited for the worker whose block landed there. Whole models at
+    batch 64 on 2 threads, A/B in one process, handed out against fixed halves: 90% ResNet-50
+    0.950x and 0.956x the time (median of 10 and 12 rounds; 0.75-1.10x), dense 0.970x.
+    """
+    if n <= 0:
+        return  # (a batch of 0: run_parallel has no task to run on this thread)
+    t = min(threads(), n)
+    todo = iter(range(n))  # shared: next() on a range iterator is atomic (the GIL)
+
+    def images() -> None:
+        for i in todo:
             image(i)
 
-    run_parallel([partial(images, p * n // t, (p + 1) * n // t) for p in range(t)])
+    run_parallel([images] * t)
 
 
 def dense_conv(
