@@ -117,17 +117,17 @@ def ensure_archives(session: Session, storage: Storage, version: Version) -> lis
         return []
     existing = _archives(session, version)
     missing = [name for name in plans if name not in {a.name for a in existing}]
+
+    def claim(sha256: str, size: int) -> None:
+        # the blob row, as soon as the bytes are in place: see _build
+        _insert_ignore(session, Blob, {"sha256": sha256, "size": size}, ["sha256"])
+
     for name in missing:
         plan = plans[name]
         # Building reads every member from the store and writes the archive (seconds for a
         # large model): not with a connection held, nor, on SQLite, the write lock that the
         # previous archive's rows took. Those rows commit here, complete on their own.
         release(session)
-
-        def claim(sha256: str, size: int) -> None:
-            # the blob row, as soon as the bytes are in place: see _build
-            _insert_ignore(session, Blob, {"sha256": sha256, "size": size}, ["sha256"])
-
         sha256, size = _build(storage, version, plan.members, claim)
         _insert_ignore(
             session,
@@ -223,8 +223,10 @@ def _build(
     ``claim(sha256, size)`` inserts the blob's row (uncommitted) once the bytes are in place;
     from then on gc keeps them (``gc.delete_orphans``). Bytes found in place before the claim
     may be an orphan (a build whose transaction failed) that gc deleted meanwhile: they are
-    looked for again after it, and written again if gone. (Claiming before writing would hold
-    SQLite's one write lock for the whole write.)
+    looked for again after it, and written again if gone. Bytes not found were either never
+    there or already deleted by gc, which deletes a key once: the ones written here need no
+    second look. (Claiming before writing would hold SQLite's one write lock for the whole
+    write.)
     """
     # Members are named by their folder (``sample-inputs/inp-0000.npz``), so plain
     # ``tar xzf`` recreates it; the SparseZoo client keeps only the base name.
@@ -250,10 +252,11 @@ def _build(
                 storage.delete(key)
                 raise ZooError(f"archive for {key} changed while it was stored; try again")
 
-        if not storage.exists(key):
+        found = storage.exists(key)
+        if not found:
             store()
         claim(writer.hexdigest, writer.size)
-        if not storage.exists(key):  # an orphan that gc deleted just before the claim
+        if found and not storage.exists(key):  # an orphan that gc deleted before the claim
             store()
     return writer.hexdigest, writer.size
 

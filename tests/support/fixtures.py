@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from app import migrate
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.main import create_app
-from app.tokens.service import create_token
 from support.databases import fresh_database
-from support.hub import Hub
+from support.hub import Hub, migrate_with_admin
 from support.live import free_port, live_server
 
 CONFIGURATIONS = ["sqlite-fs", "postgres-s3"]
@@ -90,13 +88,10 @@ def hub_settings(config: str, tmp: Path, request: pytest.FixtureRequest) -> Sett
 def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """A migrated hub served over HTTP by uvicorn, once per configuration per session."""
     settings = hub_settings(request.param, tmp_path_factory.mktemp(request.param), request)
-    migrate.upgrade(settings)
+    admin = migrate_with_admin(settings, "test-admin")
     app = create_app(settings)
     engine = make_engine(settings)
     factory = make_sessionmaker(engine)
-    with factory() as s:
-        _, admin = create_token(s, name="test-admin", scopes=["admin"])
-        s.commit()
     with live_server(app) as url:
         h = Hub(request.param, url, settings, factory, admin)
         yield h

@@ -51,7 +51,7 @@ def threads() -> int:
 def run_parallel(tasks: Sequence[Callable[[], None]]) -> None:
     """Run ``tasks`` on the pool and the calling thread; return when all are done."""
     pool = _state["pool"]
-    if len(tasks) == 1 or not isinstance(pool, ThreadPoolExecutor):
+    if len(tasks) <= 1 or not isinstance(pool, ThreadPoolExecutor):  # (none: a batch of 0)
         for t in tasks:
             t()
         return
