@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from runtime.kernels._reference import activate, conv2d, prune
 from zoo.runtime.kernels import Activation, plan_conv2d, set_threads
 from zoo.runtime.kernels._dense import dense_conv
+from zoo.runtime.kernels._dense_direct import dense_direct_conv
 from zoo.runtime.kernels._direct_conv import DirectConv, direct_conv
 from zoo.runtime.kernels._types import ConvGeometry
 
@@ -61,6 +62,8 @@ def test_all_kernels_match_reference(case, sparsity: float) -> None:  # type: ig
     _check(direct_conv(w, b, geo, None)(x), x, w, b, kw)
     _check(direct_conv(w, b, geo, None, keep_zeros=True)(x), x, w, b, kw)
     _check(dense_conv(w, b, geo, None)(x), x, w, b, kw)
+    if geo.group == 1:
+        _check(dense_direct_conv(w, b, geo, None)(x), x, w, b, kw)
     f = plan_conv2d(w, b, **kw)
     _check(f(x), x, w, b, kw)
     _check(f(x), x, w, b, kw)  # second call: reused work buffers
@@ -76,17 +79,19 @@ def test_activation_fused(act: Activation | None, sparse: bool) -> None:
 
 def test_kernel_choice() -> None:
     _, w, b, kw = _case(CASES[5], 0.0)  # 3x3 stride 2
-    assert plan_conv2d(w, b, **kw).kind == "dense-im2col"
+    assert plan_conv2d(w, b, **kw).kind == "dense-tiled-conv"
     assert (
         plan_conv2d(prune(w, 0.95, np.random.default_rng(0)), b, **kw).kind == "sparse-direct-conv"
     )
     assert plan_conv2d(prune(w, 0.95, np.random.default_rng(0)), b, sparse=False, **kw).kind == (
-        "dense-im2col"
+        "dense-tiled-conv"
     )
     _, w, b, kw = _case(CASES[3], 0.0)  # 3x3 stride 1: Winograd F(2x2, 3x3)
     assert plan_conv2d(w, b, **kw).kind == "dense-winograd"
     _, w, b, kw = _case(CASES[10], 0.0)
     assert plan_conv2d(w, b, **kw).kind == "dense-direct-conv"
+    _, w, b, kw = _case(CASES[9], 0.0)  # 4 groups of 3 channels: im2col + sgemm per group
+    assert plan_conv2d(w, b, **kw).kind == "dense-im2col"
 
 
 def test_zero_weights_and_empty_channels() -> None:
@@ -140,6 +145,8 @@ def test_random_geometry(n, cg, og, group, hw, k, strides, dil, pads, sparsity) 
     geo = _geo(w, kw)
     _check(direct_conv(w, b, geo, None)(x), x, w, b, kw)
     _check(dense_conv(w, b, geo, None)(x), x, w, b, kw)
+    if group == 1:
+        _check(dense_direct_conv(w, b, geo, None)(x), x, w, b, kw)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -161,6 +168,7 @@ def test_dense_conv_split_over_threads(threads: int, n: int) -> None:
 BATCH_PATH = [
     ((3, 32, 28, 28), (64, 32, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
     ((4, 32, 20, 20), (48, 32, 2, 2), (2, 2), (0, 0, 1, 1), (1, 1), 1),
+    ((3, 12, 20, 20), (13, 12, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),  # 13: not % 8 rows
 ]
 
 
@@ -262,8 +270,8 @@ def test_each_input_channel_plane_starts_on_a_cache_line(case) -> None:  # type:
     [
         (0.9, 1, 3, "sparse-direct-conv"),
         (0.0, 1, 3, "dense-winograd"),
-        (0.0, 2, 3, "dense-im2col"),
-        (0.0, 1, 1, "dense-im2col"),
+        (0.0, 2, 3, "dense-tiled-conv"),
+        (0.0, 1, 1, "dense-tiled-conv"),
     ],
 )
 def test_a_batch_of_zero_images(
@@ -284,3 +292,13 @@ def test_a_batch_of_zero_images(
         set_threads(None)
     assert kern.kind == kind
     assert y.shape == (0, 32, 20 // stride, 20 // stride) and y.dtype == np.float32
+
+
+def test_dense_tiled_conv_takes_one_group_and_its_channels() -> None:
+    x, w, b, kw = _case(CASES[9], 0.0)  # grouped
+    with pytest.raises(ValueError, match="one group, got 4"):
+        dense_direct_conv(w, b, _geo(w, kw), None)
+    x, w, b, kw = _case(CASES[3], 0.0)
+    f = dense_direct_conv(w, b, _geo(w, kw), None)
+    with pytest.raises(ValueError, match="has 4 channels, the weight expects 5"):
+        f(x[:, :4])

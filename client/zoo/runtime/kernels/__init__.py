@@ -7,9 +7,11 @@ callable that only computes (always into a fresh array). Its ``.kind`` says whic
 ``dense-blas``         linear: numpy's sgemm, split over the ``set_threads`` threads (``_pool``)
 ``sparse-csr-b1``      linear, batch < 3: CSR dot products, uint16 indices (``_sparse_linear``)
 ``sparse-csr-batched`` linear, batch >= 3: CSR x register tile of 64 batch columns
-``dense-im2col``       conv: im2col + sgemm per image (1x1 stride 1: no im2col) (``_dense``)
+``dense-tiled-conv``   conv, dense, one group: direct, 8 output channels x 16 positions per
+                       register tile, weights packed at plan time, no im2col (``_dense_direct``)
 ``dense-winograd``     conv 3x3 stride 1, dense: Winograd F(2x2, 3x3), 16 sgemms with 2.25x
-                       fewer multiply-adds; im2col below 32 output tiles (``_winograd``)
+                       fewer multiply-adds; the tiled conv below 32 output tiles (``_winograd``)
+``dense-im2col``       conv, dense, grouped: im2col + sgemm per image and group (``_dense``)
 ``sparse-direct-conv`` conv: direct, zero weights skipped, 64 output positions per register
                        tile, strides / dilations / groups / depthwise (``_direct_conv``)
 ``dense-direct-conv``  depthwise conv with dense weights: the direct kernel, zeros kept

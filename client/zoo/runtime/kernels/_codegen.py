@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._codegen_conv import conv_module
+from ._codegen_conv import conv_module, dense_conv_module
 from ._codegen_text import HEADER, both_variants
 
 GENERATED = Path(__file__).parent / "_generated"
@@ -166,7 +166,11 @@ def linear_module() -> str:
 
 def modules() -> dict[str, str]:
     """File name -> source of every generated module."""
-    return {"csr_linear.py": linear_module(), "conv.py": conv_module()}
+    return {
+        "csr_linear.py": linear_module(),
+        "conv.py": conv_module(),
+        "dense_conv.py": dense_conv_module(),
+    }
 
 
 def write() -> None:

@@ -40,6 +40,35 @@ _ROW = [
 ]
 
 
+def _row_epilogue(indent: str) -> list[str]:
+    """Lines finishing row ``oo`` = out[b, co] in place: the residual ``res`` (B, Cout, Ho,
+    Wo; only when its batch dimension is not 0) added at q = oh * wq + ow, then the
+    activation, each in a loop that vectorizes."""
+    lines = [
+        "if res.shape[0] != 0:",
+        "    rr = res[b, co]",
+        "    wo = rr.shape[1]",
+        "    for oh in range(rr.shape[0]):",
+        "        orow = oo[oh * wq : oh * wq + wo]  # indexed from 0: no wraparound",
+        "        rrow = rr[oh]",
+        "        if code == 1:",
+        "            for ow in range(wo):",
+        "                v = orow[ow] + rrow[ow]",
+        "                orow[ow] = v if v > 0 else np.float32(0.0)",
+        "        else:",
+        "            for ow in range(wo):",
+        "                orow[ow] = act(orow[ow] + rrow[ow], code, alpha, beta)",
+        "elif code == 1:  # spelled out: a select per element, vectorized",
+        "    for i in range(lp):",
+        "        v = oo[i]",
+        "        oo[i] = v if v > 0 else np.float32(0.0)",
+        "elif code != 0:",
+        "    for i in range(lp):",
+        "        oo[i] = act(oo[i], code, alpha, beta)",
+    ]
+    return [indent + line for line in lines]
+
+
 def conv_body() -> str:
     """Source of ``conv_all``: out[b, co, :lp] for every image b and output channel co.
 
@@ -89,27 +118,8 @@ def conv_body() -> str:
         "            b = t // cout",
         "            co = t - b * cout",
         "            oo = out[b, co]",
-        "            if res.shape[0] != 0:",
-        "                rr = res[b, co]",
-        "                wo = rr.shape[1]",
-        "                for oh in range(rr.shape[0]):",
-        "                    orow = oo[oh * wq : oh * wq + wo]  # indexed from 0: no wraparound",
-        "                    rrow = rr[oh]",
-        "                    if code == 1:",
-        "                        for ow in range(wo):",
-        "                            v = orow[ow] + rrow[ow]",
-        "                            orow[ow] = v if v > 0 else np.float32(0.0)",
-        "                    else:",
-        "                        for ow in range(wo):",
-        "                            orow[ow] = act(orow[ow] + rrow[ow], code, alpha, beta)",
-        "            elif code == 1:  # spelled out: a select per element, vectorized",
-        "                for i in range(lp):",
-        "                    v = oo[i]",
-        "                    oo[i] = v if v > 0 else np.float32(0.0)",
-        "            elif code != 0:",
-        "                for i in range(lp):",
-        "                    oo[i] = act(oo[i], code, alpha, beta)",
     ]
+    lines += _row_epilogue(" " * 12)
     return "\n".join(lines) + "\n"
 
 
@@ -117,3 +127,88 @@ def conv_module() -> str:
     """The whole ``_generated/conv.py`` module."""
     parts = [HEADER, both_variants(conv_body(), _CONV_SIG)]
     return "\n\n".join(parts)
+
+
+DENSE_ROWS = 8  # output channels per register tile of the dense direct conv
+DENSE_WIDTH = 16  # output positions per register tile (one AVX-512 vector)
+
+# (xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out)
+_DENSE_SIG = (
+    "void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, "
+    "int64, float32[:, :, :, ::1], int64, int64, float32, float32, int64, float32[:, :, ::1])"
+)
+
+
+def dense_conv_body() -> str:
+    """Source of ``dense_conv_all``: the direct conv with dense weights, no im2col.
+
+    Same flat input ``xb`` and tap offsets as :func:`conv_body`, but every tap of a row is
+    present, so the register tile is DENSE_ROWS output channels x DENSE_WIDTH positions
+    (8 x 16: eight AVX-512 accumulators): per tap, one vector of input and eight broadcast
+    weights feed eight FMAs - the input is loaded once for eight rows, where the sparse
+    tile loads it once per nonzero. ``wp`` (blocks, K, DENSE_ROWS) holds the weights packed
+    once at plan time, a block's eight weights of a tap side by side (rows past ``cout`` are
+    zero); ``out`` has blocks * DENSE_ROWS rows, of which the first ``cout`` are the conv's.
+    Tasks are (image, block) pairs in ``parts`` contiguous runs; positions go in ``chunk``s
+    whose input window stays in L2; then each task's rows get :func:`_row_epilogue`.
+    """
+    rows, width = DENSE_ROWS, DENSE_WIDTH
+    acc = [[f"a{r}_{i}" for i in range(width)] for r in range(rows)]
+    lines = [
+        "def dense_conv_all(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, "
+        "cout, out):",
+        '    """The dense direct conv of every row block of ``out`` in ``parts`` tasks."""',
+        "    nb = wp.shape[0]",
+        "    uk = _u64(wp.shape[1])",
+        "    nt = xb.shape[0] * nb",
+        "    for p in PRANGE(parts):",
+        "        t_lo = p * nt // parts",
+        "        t_hi = (p + 1) * nt // parts",
+        "        for c_lo in range(0, lp, chunk):",
+        "            c_hi = min(lp, c_lo + chunk)",
+        "            for t in range(t_lo, t_hi):",
+        "                b = t // nb",
+        "                cb = t - b * nb",
+        "                xi = xb[b]",
+        "                wb = wp[cb]",
+        "                ob = out[b]",
+        f"                for q0 in range(c_lo, c_hi, {width}):",
+        "                    uq0 = _u64(q0)",
+    ]
+    lines += [f"                    {a} = np.float32(0.0)" for row in acc for a in row]
+    lines += [
+        "                    j = _u64(0)",
+        "                    while j < uk:",
+        "                        base = _u64(offs[j]) + uq0",
+        "                        wr = wb[j]",
+    ]
+    lines += [f"                        w{r} = wr[{r}]" for r in range(rows)]
+    lines += [f"                        x{i} = xi[base + _u64({i})]" for i in range(width)]
+    lines += [
+        f"                        {acc[r][i]} += w{r} * x{i}"
+        for r in range(rows)
+        for i in range(width)
+    ]
+    lines += ["                        j += _u64(1)"]
+    for r in range(rows):
+        lines += [
+            f"                    oo = ob[cb * {rows} + {r}]",
+            f"                    bn = bias[cb * {rows} + {r}]",
+        ]
+        lines += [
+            f"                    oo[uq0 + _u64({i})] = {a} + bn" for i, a in enumerate(acc[r])
+        ]
+    lines += [
+        "        for t in range(t_lo, t_hi):",
+        "            b = t // nb",
+        "            cb = t - b * nb",
+        f"            for co in range(cb * {rows}, min(cout, cb * {rows} + {rows})):",
+        "                oo = out[b, co]",
+    ]
+    lines += _row_epilogue(" " * 16)
+    return "\n".join(lines) + "\n"
+
+
+def dense_conv_module() -> str:
+    """The whole ``_generated/dense_conv.py`` module."""
+    return "\n\n".join([HEADER, both_variants(dense_conv_body(), _DENSE_SIG)])

@@ -7,8 +7,8 @@ from a 4x4 input tile: V = B^T d B per input channel, M[k] = U[k] @ V[k] for the
 positions k of the 4x4 transform (U = G g G^T, transformed once at plan time), Y = A^T M A.
 Measured GEMM time per call, 1 thread (ms, im2col -> Winograd): 64ch 56x56 3.04 -> 1.43;
 128ch 28x28 2.70 -> 1.35; 256ch 14x14 (49 tiles) 2.73 -> 1.47; but 512ch 7x7 3.28 -> 3.26,
-as 16 tiles make narrow GEMMs - so im2col is kept when an image has fewer than
-``MIN_TILES`` tiles.
+as 16 tiles make narrow GEMMs - so an image with fewer than ``MIN_TILES`` tiles goes to
+the fallback kernel (im2col then; the tiled direct conv of ``_dense_direct`` now).
 
 Numerics: F(2x2, 3x3) only adds, subtracts and halves (exact in binary), so its error is that
 of a float32 GEMM with a 4x-larger dynamic range of the operands; the tests compare it
@@ -266,7 +266,7 @@ def _gemms(u: np.ndarray, v: np.ndarray, m: np.ndarray, lo: int, hi: int) -> Non
 
 def winograd_conv(wg: Winograd, fallback: Kernel) -> Kernel:
     """The kernel: Winograd when an image has at least ``MIN_TILES`` output tiles, else
-    ``fallback`` (im2col + sgemm)."""
+    ``fallback`` (the tiled direct conv)."""
     code = activation_code(wg.act)[0]
     cout = wg.cout
 
