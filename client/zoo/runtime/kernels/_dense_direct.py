@@ -24,8 +24,14 @@ layer              1 thread: before    1 thread: now      2 threads: before -> n
 (43-56 GMAC/s on one core.) Winograd F(2x2, 3x3) does 2.25x fewer multiply-adds and stays
 ahead on the 3x3 stride-1 layers at 14x14 and 28x28 (256ch at 14x14: 1.28x onnxruntime
 against 0.86x here), even at 56x56, so ``_plan`` keeps it where it applies and uses this
-kernel for every other dense conv of one group. Tiles of 4 channels x 32 positions were as
-fast or up to 13% slower (256->1024 1x1 at 14x14).
+kernel for every other dense conv of one group. Tried and not kept: tiles of 4 channels x 32
+positions (as fast or up to 13% slower: 256->1024 1x1 at 14x14); an 8-wide last tile, so
+that a 7x7 map's 49 positions cost 56 instead of 64 (2048->512 1x1 at 7x7: 1.16 ms against
+1.21 - its FMAs on 8 lanes are as many instructions as on 16). Found on the way: numba's
+parfor hoists a loop-invariant assignment out of a ``prange`` body even when a nested loop
+assigns the same name (that tail's ``uq0 = full`` was hoisted, and it recomputed the last
+16-wide tile instead) - straight-line code at the top of a generated ``prange`` body must
+not reuse a name that the loops inside it assign.
 """
 
 from __future__ import annotations
@@ -63,7 +69,17 @@ def dense_direct_conv(
     if bias is not None:
         b[:cout] = bias
     # the taps' offsets: one row of all-ones weights, in the order of w.reshape(cout, K)
-    taps = DirectConv(np.ones((1, cin, kh, kw), np.float32), geo, True, align=DENSE_WIDTH)
+    # (positions: a multiple of the tile width, and 16 at least, where the sparse kernel
+    # computes 64: a 3x3 conv with a 2x2 output then does a quarter of the work. Planes
+    # not starting on a cache line, which would save the copy of a 1x1 conv's input at
+    # 14x14 and 7x7, made no difference here: 0.97-1.04x the time per call.)
+    taps = DirectConv(
+        np.ones((1, cin, kh, kw), np.float32),
+        geo,
+        True,
+        tile=DENSE_WIDTH,
+        min_positions=DENSE_WIDTH,
+    )
     code, alpha, beta = activation_code(act_)
     fa, fb = np.float32(alpha), np.float32(beta)
     no_res = np.zeros((0, 1, 1, 1), np.float32)

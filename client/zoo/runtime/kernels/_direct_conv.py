@@ -97,10 +97,19 @@ class DirectConv:
     """Plan-time state: the weight's nonzeros as (ci, kh, kw, value) per output channel."""
 
     def __init__(
-        self, weight: np.ndarray, geo: ConvGeometry, keep_zeros: bool, align: int = 8
+        self,
+        weight: np.ndarray,
+        geo: ConvGeometry,
+        keep_zeros: bool,
+        *,
+        tile: int = 8,
+        min_positions: int = 64,
     ) -> None:
         w = np.asarray(weight, dtype=np.float32)
-        self.align = align  # output positions computed: a multiple of this (the tile width)
+        # output positions computed per image: a multiple of ``tile``, at least
+        # ``min_positions`` (see _make_layout)
+        self.tile = tile
+        self.min_positions = min_positions
         cout, cg = w.shape[0], w.shape[1]
         mask = np.ones(w.shape, bool) if keep_zeros else w != 0
         self.indptr = np.zeros(cout + 1, np.int64)
@@ -138,11 +147,11 @@ class DirectConv:
         # 64-byte loads straddle two cache lines (measured in the module docstring)
         plane = -(-(hq * wq) // 16) * 16
         offs = (slot[tap_phase] * c + self.ci) * plane + (eh // sh) * wq + ew // sw
-        # positions computed: a multiple of 8 (the tail runs as 32 + 16 + 8 wide tiles; the
-        # dense tiled kernel asks for 16), but at least 64: one 64-wide tile beats 32 + 16 +
-        # 8 (ResNet's 7x7 maps, 1x1 conv: 1.96x -> 2.51x ORT), while rounding 196 positions
-        # up to 256 lost (2.94x -> 2.43x)
-        lp = max(64, -(-(ho * wq) // self.align) * self.align)
+        # positions computed: a multiple of the tile (8 for the sparse kernel: its tail runs
+        # as 32 + 16 + 8 wide tiles; 16 for the dense tiled one), and for the sparse kernel at
+        # least 64: one 64-wide tile beats 32 + 16 + 8 (ResNet's 7x7 maps, 1x1 conv: 1.96x ->
+        # 2.51x ORT), while rounding 196 positions up to 256 lost (2.94x -> 2.43x)
+        lp = max(self.min_positions, -(-(ho * wq) // self.tile) * self.tile)
         lx = max(len(used) * c * plane, int(offs.max(initial=0)) + lp)
         if lx >= 2**32:
             raise ValueError(f"conv input too large for uint32 offsets: {lx} elements per image")
