@@ -112,13 +112,18 @@ def test_transposed_output_feeds_the_next_layer_as_it_is(m: int, act: Activation
     )
 
 
-def test_large_layer_parallel_path() -> None:
-    # big enough to take the parallel kernels and several L2 chunks of xT
-    w, b = _layer(4100, 300, 0.9)
-    x = _x(200, 4100) * 0.25
-    np.testing.assert_allclose(
-        sparse_linear(w, b, None)(x), linear(x, w, b, None), rtol=1e-4, atol=2e-5
-    )
+@pytest.mark.parametrize("k", [4100, 1000])
+def test_large_layer_parallel_path(k: int) -> None:
+    # big enough to take the parallel kernels and several passes over batch columns (xT
+    # columns per pass: 64 at K = 4100, 0-64, 64-128, 128-192; 128 at K = 1000, 0-128,
+    # 128-192 - a last pass cut short; then the 8-wide rest)
+    w, b = _layer(k, 300, 0.9)
+    x = _x(200, k) * 0.25
+    want = linear(x, w, b, None)
+    np.testing.assert_allclose(sparse_linear(w, b, None)(x), want, rtol=1e-4, atol=2e-5)
+    y = sparse_linear(w, b, None, transposed_out=True)(x)  # each pass writes out (N, M)
+    assert y.T.flags.c_contiguous
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=2e-5)
 
 
 def test_non_contiguous_and_float64_input() -> None:
