@@ -70,3 +70,35 @@ def test_the_pool_refuses_what_someone_else_can_still_see() -> None:
     # and a plain numpy array that owns its memory still is
     pool.give(np.empty(HUGE, np.float32))
     assert pool.take(HUGE, F32) is not None
+
+
+def test_a_permuted_view_of_a_whole_array_is_taken_back_as_that_array() -> None:
+    # a sparse layer's transposed output (and GELU's result in the same layout) is a view;
+    # at batch 64 BERT made two fresh 100 MB arrays per layer of them, page-faulted anew
+    pool = BufferPool()
+    with recycling(pool):
+        for make in (lambda: empty((3072, 512)).T, lambda: np.empty((3072, 512), np.float32).T):
+            held = [make().reshape(8, 64, 3072)]  # (B * S, N) seen as (B, S, N)
+            address = held[0].ctypes.data
+            assert not held[0].flags.c_contiguous and not held[0].T.flags.c_contiguous
+            pool.give(held.pop())
+            b = empty((3072, 512))  # the same memory, for any shape of its size
+            assert b.ctypes.data == address and b.flags.c_contiguous
+            held = [b.T]
+            del b
+            pool.give(held.pop())  # given back a second time, through its transpose
+            c = pool.take((512, 3072), F32)
+            assert c is not None and c.ctypes.data == address and c.shape == (512, 3072)
+
+
+def test_a_permuted_view_is_refused_while_its_array_is_seen() -> None:
+    pool = BufferPool()
+    y = empty((3072, 512))
+    pool.give(y.T)  # y itself is still referenced
+    assert pool.take((512, 3072), F32) is None
+    strided = [empty((3072, 1024))[:, ::2].T]  # not a whole array: every other column
+    pool.give(strided.pop())
+    assert pool.take((512, 3072), F32) is None
+    part = [empty((3072, 1024))[:, :512].T]  # permutes the axes of a part only
+    pool.give(part.pop())
+    assert pool.take((512, 3072), F32) is None

@@ -8,8 +8,10 @@ is ours: ``InferenceSession.run`` activates its :class:`BufferPool`, gives back 
 intermediate it releases, and kernels allocate their outputs with :func:`empty`.
 
 An array is only taken back when nothing else can see it: it owns its data (or is one of
-:func:`aligned`'s views, whose base nothing else holds) and the pool's caller holds the only
-reference (so views, feeds, constants and anything a callback kept are never reused).
+:func:`aligned`'s views, or a reshaped or axis-permuted view of a whole array, whose base
+nothing else holds) and the pool's caller holds the only reference (so views of live
+arrays, feeds, constants and anything a callback kept are never reused). Kept arrays are
+found by size and dtype, and handed out reshaped.
 
 Every array :func:`empty` makes starts on a 64-byte boundary (:func:`aligned`): numpy's
 large arrays start 16 or 48 bytes past a cache line, so each 64-byte load of a register
@@ -55,8 +57,8 @@ def aligned(shape: tuple[int, ...], dtype: Any = np.float32, *, zero: bool = Fal
 
 
 def _sole_owner(array: np.ndarray) -> bool:
-    """Whether ``array`` owns its memory, or is an :func:`aligned` view of a base no one
-    else references."""
+    """Whether ``array`` owns its memory, or is an :func:`aligned` view (or a view of all of
+    an array's memory) of a base no one else references."""
     if array.flags.owndata:
         return True
     base = array.base
@@ -64,9 +66,11 @@ def _sole_owner(array: np.ndarray) -> bool:
     return (
         type(base) is np.ndarray
         and base.flags.owndata
-        and base.dtype == np.uint8
-        and base.ndim == 1
-        and base.nbytes == array.nbytes + ALIGN
+        and (
+            # aligned()'s uint8 allocation, or a whole array seen through another shape
+            (base.dtype == np.uint8 and base.ndim == 1 and base.nbytes == array.nbytes + ALIGN)
+            or base.nbytes == array.nbytes
+        )
         and sys.getrefcount(base) == 3
     )
 
@@ -76,7 +80,7 @@ class BufferPool:
 
     def __init__(self, max_bytes: int = 1 << 31) -> None:
         self.max_bytes = max_bytes
-        self._free: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
+        self._free: dict[tuple[int, str], list[np.ndarray]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -84,18 +88,24 @@ class BufferPool:
         """Take ``array`` back for reuse if it is a plain array no one else references.
 
         Pass it as a temporary (``pool.give(values.pop(name))``): a caller's local variable
-        counts as a reference and keeps it out.
+        counts as a reference and keeps it out. A view that only permutes the axes of a
+        whole array (a sparse layer's transposed output, and what GELU made of it) is taken
+        back as that array: before, each was a fresh mapping page-faulted on every run (two
+        of 100 MB per layer for BERT-base at batch 64). A/B in one process, 90% sparse at
+        batch 64, time with / without: BERT-base (2 layers) 0.980x and 0.933x, MLP 0.979x.
         """
         # 2 references: this function's argument and getrefcount's own
-        if (
-            type(array) is not np.ndarray
-            or array.nbytes < MIN_BYTES
-            or not array.flags.c_contiguous
-            or sys.getrefcount(array) > 2
-            or not _sole_owner(array)
-        ):
+        if type(array) is not np.ndarray or array.nbytes < MIN_BYTES or sys.getrefcount(array) > 2:
             return
-        key = (array.shape, array.dtype.str)
+        if not array.flags.c_contiguous:
+            perm = sorted(range(array.ndim), key=lambda a: -array.strides[a])
+            # rebinding drops the view itself: its base is then held only by the new view
+            array = array.transpose(perm)
+            if not array.flags.c_contiguous:
+                return
+        if not _sole_owner(array):
+            return
+        key = (array.size, array.dtype.str)
         with self._lock:
             free = self._free.setdefault(key, [])
             if len(free) < _PER_SHAPE and self._bytes + array.nbytes <= self.max_bytes:
@@ -103,14 +113,17 @@ class BufferPool:
                 self._bytes += array.nbytes
 
     def take(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray | None:
-        """A released array of exactly ``shape`` and ``dtype`` (contents undefined), or None."""
+        """A released array of ``shape`` and ``dtype`` (contents undefined), or None.
+
+        Arrays are kept by size: a released (3072, 64, 128) serves a (3072, 8192) request.
+        """
         with self._lock:
-            free = self._free.get((shape, dtype.str))
+            free = self._free.get((math.prod(shape), dtype.str))
             if not free:
                 return None
             array = free.pop()
             self._bytes -= array.nbytes
-            return array
+        return array.reshape(shape)
 
     def clear(self) -> None:
         """Drop every kept array."""
