@@ -26,11 +26,11 @@ Thresholds, measured on this project's reference box (2-core AMD EPYC Zen 4, AVX
 * every other dense conv of one group uses the tiled direct conv (``_dense_direct``: 8
   output channels x 16 positions per register tile, no im2col, weights packed once), which
   replaced im2col + sgemm there (per-layer numbers in its docstring; the dense ResNet-50 on
-  2 threads went from 0.62-0.73x to 0.78-0.80x onnxruntime at batch 1 and from 0.71-0.81x
-  to 0.87x at batch 64). Against Winograd, per call (ms, 1 / 2 threads): 64ch 56x56 2.13 /
-  1.23 vs 2.13 / 1.10; 128ch 28x28 2.21 / 1.25 vs 1.66 / 0.84; 256ch 14x14 2.32 / 1.30 vs
-  1.53 / 0.77 - Winograd stays where it applies. Grouped convs (not depthwise) keep
-  im2col + sgemm per group.
+  2 threads went from 0.62-0.73x to 0.73-0.80x onnxruntime at batch 1 and from 0.71-0.81x
+  to 0.84-0.88x at batch 64, over five runs on a noisy day). Against Winograd, per call
+  (ms, 1 / 2 threads): 64ch 56x56 2.13 / 1.23 vs 2.13 / 1.10; 128ch 28x28 2.21 / 1.25 vs
+  1.66 / 0.84; 256ch 14x14 2.32 / 1.30 vs 1.53 / 0.77 - Winograd stays where it applies.
+  Grouped convs (not depthwise) keep im2col + sgemm per group.
 """
 
 from __future__ import annotations
