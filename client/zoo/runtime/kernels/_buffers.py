@@ -56,6 +56,12 @@ def aligned(shape: tuple[int, ...], dtype: Any = np.float32, *, zero: bool = Fal
     return np.ndarray(shape, dt, raw, start)
 
 
+def memory_order(array: np.ndarray) -> list[int]:
+    """``array``'s axes from the largest stride to the smallest: ``array.transpose`` of it is
+    C-contiguous when ``array`` only permutes the axes of a dense block of memory."""
+    return sorted(range(array.ndim), key=lambda a: -array.strides[a])
+
+
 def _sole_owner(array: np.ndarray) -> bool:
     """Whether ``array`` owns its memory, or is an :func:`aligned` view (or a view of all of
     an array's memory) of a base no one else references."""
@@ -98,9 +104,8 @@ class BufferPool:
         if type(array) is not np.ndarray or array.nbytes < MIN_BYTES or sys.getrefcount(array) > 2:
             return
         if not array.flags.c_contiguous:
-            perm = sorted(range(array.ndim), key=lambda a: -array.strides[a])
             # rebinding drops the view itself: its base is then held only by the new view
-            array = array.transpose(perm)
+            array = array.transpose(memory_order(array))
             if not array.flags.c_contiguous:
                 return
         if not _sole_owner(array):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._buffers import empty
+from ._buffers import empty, memory_order
 from ._numba_env import FASTMATH, numba
 
 # numerator (odd powers 1..13) and denominator (even powers 0..8), lowest power first
@@ -99,7 +99,7 @@ def _apply(x: np.ndarray, fns: tuple[object, object]) -> np.ndarray:
         # array, and with a batch, that viewed as (B, S, N)): keep that layout rather than
         # copy it. The copy of BERT's (64, 128, 3072) FFN activation read 32 KB apart and
         # took 300 ms per GELU, 27% of a 90%-sparse BERT-base run at batch 64.
-        perm = sorted(range(x.ndim), key=lambda a: -x.strides[a])
+        perm = memory_order(x)
         dense = x.transpose(perm)
         if dense.flags.c_contiguous:
             return _apply(dense, fns).transpose(np.argsort(perm))
