@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from zoo.runtime.kernels import plan_linear, set_threads
 from zoo.runtime.kernels._codegen import GENERATED, modules
+from zoo.runtime.kernels._codegen_text import span_variants
 from zoo.runtime.kernels._dense import parallel_images
 from zoo.runtime.kernels._numba_env import numba, slp_enabled
 
@@ -19,6 +21,37 @@ def test_generated_sources_are_current() -> None:
     # run `python -m zoo.runtime.kernels._codegen` after changing the generator
     for name, src in modules().items():
         assert (GENERATED / name).read_text() == src, f"_generated/{name} is stale"
+
+
+_SPAN_BODY = """
+def fill(out, k):
+    \"\"\"out[i] = 10 * i + k for every i.\"\"\"
+    n = out.shape[0]
+    for i in PRANGE(n):
+        out[i] = 10 * i + k
+"""
+
+
+def test_span_variants(tmp_path: Path) -> None:
+    # the three functions of a span kernel, compiled from a file as the generated modules are
+    src = span_variants(_SPAN_BODY, "void(int64[::1], int64)")
+    path = tmp_path / "fill.py"
+    path.write_text(src)
+    names: dict[str, object] = {"numba": numba, "FASTMATH": {"contract"}}
+    exec(compile(src, str(path), "exec"), names)
+    fill, serial, span = names["fill"], names["fill_serial"], names["fill_span"]
+    want = 10 * np.arange(37) + 3
+    for f in (fill, serial):
+        out = np.zeros(37, np.int64)
+        f(out, 3)  # type: ignore[operator]
+        np.testing.assert_array_equal(out, want)
+    out = np.zeros(37, np.int64)
+    span(out, 3, 5, 1 << 62)  # type: ignore[operator]  # from 5 to the loop's own end
+    np.testing.assert_array_equal(out, np.where(np.arange(37) >= 5, want, 0))
+    span(out, 4, 0, 2)  # type: ignore[operator]
+    np.testing.assert_array_equal(out[:5], [4, 14, 0, 0, 0])
+    with pytest.raises(ValueError, match="one top-level"):
+        span_variants(_SPAN_BODY.replace("PRANGE", "range"), "void(int64[::1], int64)")
 
 
 def test_set_threads() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._codegen_text import HEADER, both_variants
+from ._codegen_text import HEADER, span_variants
 
 CONV_WIDTHS = (64, 32, 16, 8)
 
@@ -125,7 +125,7 @@ def conv_body() -> str:
 
 def conv_module() -> str:
     """The whole ``_generated/conv.py`` module."""
-    parts = [HEADER, both_variants(conv_body(), _CONV_SIG)]
+    parts = [HEADER, span_variants(conv_body(), _CONV_SIG)]
     return "\n\n".join(parts)
 
 
@@ -211,4 +211,4 @@ def dense_conv_body() -> str:
 
 def dense_conv_module() -> str:
     """The whole ``_generated/dense_conv.py`` module."""
-    return "\n\n".join([HEADER, both_variants(dense_conv_body(), _DENSE_SIG)])
+    return "\n\n".join([HEADER, span_variants(dense_conv_body(), _DENSE_SIG)])

@@ -31,7 +31,8 @@ that a 7x7 map's 49 positions cost 56 instead of 64 (2048->512 1x1 at 7x7: 1.16 
 parfor hoists a loop-invariant assignment out of a ``prange`` body even when a nested loop
 assigns the same name (that tail's ``uq0 = full`` was hoisted, and it recomputed the last
 16-wide tile instead) - straight-line code at the top of a generated ``prange`` body must
-not reuse a name that the loops inside it assign.
+not reuse a name that the loops inside it assign. (The body is now a plain function,
+``dense_conv_all_span``, that the prange calls: parfor no longer transforms it.)
 """
 
 from __future__ import annotations

@@ -73,238 +73,253 @@ def csr_b1_serial(x, indptr, indices, values, bias, code, alpha, beta, out):
             out[m, n] = act((a0 + a1) + (a2 + a3) + bias[n], code, alpha, beta)
 
 
+@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+def csr_t64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
+    """64 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+64]."""
+    ump = _u64(mp)
+    n_out = indptr.shape[0] - 1
+    for nb in range(span_lo, min(span_hi, (n_out + 15) // 16)):
+        buf = np.empty(1024, np.float32)
+        n0 = nb * 16
+        n1 = min(n_out, n0 + 16)
+        for b0 in range(b_lo, b_hi, 64):
+            ub0 = _u64(b0)
+            for n in range(n0, n1):
+                lo = _u64(indptr[n])
+                hi = _u64(indptr[n + 1])
+                bn = bias[n]
+                a0 = bn
+                a1 = bn
+                a2 = bn
+                a3 = bn
+                a4 = bn
+                a5 = bn
+                a6 = bn
+                a7 = bn
+                a8 = bn
+                a9 = bn
+                a10 = bn
+                a11 = bn
+                a12 = bn
+                a13 = bn
+                a14 = bn
+                a15 = bn
+                a16 = bn
+                a17 = bn
+                a18 = bn
+                a19 = bn
+                a20 = bn
+                a21 = bn
+                a22 = bn
+                a23 = bn
+                a24 = bn
+                a25 = bn
+                a26 = bn
+                a27 = bn
+                a28 = bn
+                a29 = bn
+                a30 = bn
+                a31 = bn
+                a32 = bn
+                a33 = bn
+                a34 = bn
+                a35 = bn
+                a36 = bn
+                a37 = bn
+                a38 = bn
+                a39 = bn
+                a40 = bn
+                a41 = bn
+                a42 = bn
+                a43 = bn
+                a44 = bn
+                a45 = bn
+                a46 = bn
+                a47 = bn
+                a48 = bn
+                a49 = bn
+                a50 = bn
+                a51 = bn
+                a52 = bn
+                a53 = bn
+                a54 = bn
+                a55 = bn
+                a56 = bn
+                a57 = bn
+                a58 = bn
+                a59 = bn
+                a60 = bn
+                a61 = bn
+                a62 = bn
+                a63 = bn
+                j = lo
+                while j < hi:  # unsigned positions: no negative-index wraparound code
+                    v = values[j]
+                    base = _u64(indices[j]) * ump + ub0
+                    pf = _u64(indices[j + _u64(16)]) * ump + ub0
+                    prefetch(xf, pf)
+                    prefetch(xf, pf + _u64(16))
+                    a0 += v * xf[base + _u64(0)]
+                    a1 += v * xf[base + _u64(1)]
+                    a2 += v * xf[base + _u64(2)]
+                    a3 += v * xf[base + _u64(3)]
+                    a4 += v * xf[base + _u64(4)]
+                    a5 += v * xf[base + _u64(5)]
+                    a6 += v * xf[base + _u64(6)]
+                    a7 += v * xf[base + _u64(7)]
+                    a8 += v * xf[base + _u64(8)]
+                    a9 += v * xf[base + _u64(9)]
+                    a10 += v * xf[base + _u64(10)]
+                    a11 += v * xf[base + _u64(11)]
+                    a12 += v * xf[base + _u64(12)]
+                    a13 += v * xf[base + _u64(13)]
+                    a14 += v * xf[base + _u64(14)]
+                    a15 += v * xf[base + _u64(15)]
+                    a16 += v * xf[base + _u64(16)]
+                    a17 += v * xf[base + _u64(17)]
+                    a18 += v * xf[base + _u64(18)]
+                    a19 += v * xf[base + _u64(19)]
+                    a20 += v * xf[base + _u64(20)]
+                    a21 += v * xf[base + _u64(21)]
+                    a22 += v * xf[base + _u64(22)]
+                    a23 += v * xf[base + _u64(23)]
+                    a24 += v * xf[base + _u64(24)]
+                    a25 += v * xf[base + _u64(25)]
+                    a26 += v * xf[base + _u64(26)]
+                    a27 += v * xf[base + _u64(27)]
+                    a28 += v * xf[base + _u64(28)]
+                    a29 += v * xf[base + _u64(29)]
+                    a30 += v * xf[base + _u64(30)]
+                    a31 += v * xf[base + _u64(31)]
+                    a32 += v * xf[base + _u64(32)]
+                    a33 += v * xf[base + _u64(33)]
+                    a34 += v * xf[base + _u64(34)]
+                    a35 += v * xf[base + _u64(35)]
+                    a36 += v * xf[base + _u64(36)]
+                    a37 += v * xf[base + _u64(37)]
+                    a38 += v * xf[base + _u64(38)]
+                    a39 += v * xf[base + _u64(39)]
+                    a40 += v * xf[base + _u64(40)]
+                    a41 += v * xf[base + _u64(41)]
+                    a42 += v * xf[base + _u64(42)]
+                    a43 += v * xf[base + _u64(43)]
+                    a44 += v * xf[base + _u64(44)]
+                    a45 += v * xf[base + _u64(45)]
+                    a46 += v * xf[base + _u64(46)]
+                    a47 += v * xf[base + _u64(47)]
+                    a48 += v * xf[base + _u64(48)]
+                    a49 += v * xf[base + _u64(49)]
+                    a50 += v * xf[base + _u64(50)]
+                    a51 += v * xf[base + _u64(51)]
+                    a52 += v * xf[base + _u64(52)]
+                    a53 += v * xf[base + _u64(53)]
+                    a54 += v * xf[base + _u64(54)]
+                    a55 += v * xf[base + _u64(55)]
+                    a56 += v * xf[base + _u64(56)]
+                    a57 += v * xf[base + _u64(57)]
+                    a58 += v * xf[base + _u64(58)]
+                    a59 += v * xf[base + _u64(59)]
+                    a60 += v * xf[base + _u64(60)]
+                    a61 += v * xf[base + _u64(61)]
+                    a62 += v * xf[base + _u64(62)]
+                    a63 += v * xf[base + _u64(63)]
+                    j += _u64(1)
+                o = _u64(n - n0) * _u64(64)
+                buf[o + _u64(0)] = a0
+                buf[o + _u64(1)] = a1
+                buf[o + _u64(2)] = a2
+                buf[o + _u64(3)] = a3
+                buf[o + _u64(4)] = a4
+                buf[o + _u64(5)] = a5
+                buf[o + _u64(6)] = a6
+                buf[o + _u64(7)] = a7
+                buf[o + _u64(8)] = a8
+                buf[o + _u64(9)] = a9
+                buf[o + _u64(10)] = a10
+                buf[o + _u64(11)] = a11
+                buf[o + _u64(12)] = a12
+                buf[o + _u64(13)] = a13
+                buf[o + _u64(14)] = a14
+                buf[o + _u64(15)] = a15
+                buf[o + _u64(16)] = a16
+                buf[o + _u64(17)] = a17
+                buf[o + _u64(18)] = a18
+                buf[o + _u64(19)] = a19
+                buf[o + _u64(20)] = a20
+                buf[o + _u64(21)] = a21
+                buf[o + _u64(22)] = a22
+                buf[o + _u64(23)] = a23
+                buf[o + _u64(24)] = a24
+                buf[o + _u64(25)] = a25
+                buf[o + _u64(26)] = a26
+                buf[o + _u64(27)] = a27
+                buf[o + _u64(28)] = a28
+                buf[o + _u64(29)] = a29
+                buf[o + _u64(30)] = a30
+                buf[o + _u64(31)] = a31
+                buf[o + _u64(32)] = a32
+                buf[o + _u64(33)] = a33
+                buf[o + _u64(34)] = a34
+                buf[o + _u64(35)] = a35
+                buf[o + _u64(36)] = a36
+                buf[o + _u64(37)] = a37
+                buf[o + _u64(38)] = a38
+                buf[o + _u64(39)] = a39
+                buf[o + _u64(40)] = a40
+                buf[o + _u64(41)] = a41
+                buf[o + _u64(42)] = a42
+                buf[o + _u64(43)] = a43
+                buf[o + _u64(44)] = a44
+                buf[o + _u64(45)] = a45
+                buf[o + _u64(46)] = a46
+                buf[o + _u64(47)] = a47
+                buf[o + _u64(48)] = a48
+                buf[o + _u64(49)] = a49
+                buf[o + _u64(50)] = a50
+                buf[o + _u64(51)] = a51
+                buf[o + _u64(52)] = a52
+                buf[o + _u64(53)] = a53
+                buf[o + _u64(54)] = a54
+                buf[o + _u64(55)] = a55
+                buf[o + _u64(56)] = a56
+                buf[o + _u64(57)] = a57
+                buf[o + _u64(58)] = a58
+                buf[o + _u64(59)] = a59
+                buf[o + _u64(60)] = a60
+                buf[o + _u64(61)] = a61
+                buf[o + _u64(62)] = a62
+                buf[o + _u64(63)] = a63
+            for i in range(64):
+                row = out[b0 + i]
+                for n in range(n0, n1):
+                    row[n] = act(buf[(n - n0) * 64 + i], code, alpha, beta)
+
+
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t64(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """64 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+64]."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in numba.prange((n_out + 15) // 16):
-        buf = np.empty(1024, np.float32)
-        n0 = nb * 16
-        n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 64):
-            ub0 = _u64(b0)
-            for n in range(n0, n1):
-                lo = _u64(indptr[n])
-                hi = _u64(indptr[n + 1])
-                bn = bias[n]
-                a0 = bn
-                a1 = bn
-                a2 = bn
-                a3 = bn
-                a4 = bn
-                a5 = bn
-                a6 = bn
-                a7 = bn
-                a8 = bn
-                a9 = bn
-                a10 = bn
-                a11 = bn
-                a12 = bn
-                a13 = bn
-                a14 = bn
-                a15 = bn
-                a16 = bn
-                a17 = bn
-                a18 = bn
-                a19 = bn
-                a20 = bn
-                a21 = bn
-                a22 = bn
-                a23 = bn
-                a24 = bn
-                a25 = bn
-                a26 = bn
-                a27 = bn
-                a28 = bn
-                a29 = bn
-                a30 = bn
-                a31 = bn
-                a32 = bn
-                a33 = bn
-                a34 = bn
-                a35 = bn
-                a36 = bn
-                a37 = bn
-                a38 = bn
-                a39 = bn
-                a40 = bn
-                a41 = bn
-                a42 = bn
-                a43 = bn
-                a44 = bn
-                a45 = bn
-                a46 = bn
-                a47 = bn
-                a48 = bn
-                a49 = bn
-                a50 = bn
-                a51 = bn
-                a52 = bn
-                a53 = bn
-                a54 = bn
-                a55 = bn
-                a56 = bn
-                a57 = bn
-                a58 = bn
-                a59 = bn
-                a60 = bn
-                a61 = bn
-                a62 = bn
-                a63 = bn
-                j = lo
-                while j < hi:  # unsigned positions: no negative-index wraparound code
-                    v = values[j]
-                    base = _u64(indices[j]) * ump + ub0
-                    pf = _u64(indices[j + _u64(16)]) * ump + ub0
-                    prefetch(xf, pf)
-                    prefetch(xf, pf + _u64(16))
-                    a0 += v * xf[base + _u64(0)]
-                    a1 += v * xf[base + _u64(1)]
-                    a2 += v * xf[base + _u64(2)]
-                    a3 += v * xf[base + _u64(3)]
-                    a4 += v * xf[base + _u64(4)]
-                    a5 += v * xf[base + _u64(5)]
-                    a6 += v * xf[base + _u64(6)]
-                    a7 += v * xf[base + _u64(7)]
-                    a8 += v * xf[base + _u64(8)]
-                    a9 += v * xf[base + _u64(9)]
-                    a10 += v * xf[base + _u64(10)]
-                    a11 += v * xf[base + _u64(11)]
-                    a12 += v * xf[base + _u64(12)]
-                    a13 += v * xf[base + _u64(13)]
-                    a14 += v * xf[base + _u64(14)]
-                    a15 += v * xf[base + _u64(15)]
-                    a16 += v * xf[base + _u64(16)]
-                    a17 += v * xf[base + _u64(17)]
-                    a18 += v * xf[base + _u64(18)]
-                    a19 += v * xf[base + _u64(19)]
-                    a20 += v * xf[base + _u64(20)]
-                    a21 += v * xf[base + _u64(21)]
-                    a22 += v * xf[base + _u64(22)]
-                    a23 += v * xf[base + _u64(23)]
-                    a24 += v * xf[base + _u64(24)]
-                    a25 += v * xf[base + _u64(25)]
-                    a26 += v * xf[base + _u64(26)]
-                    a27 += v * xf[base + _u64(27)]
-                    a28 += v * xf[base + _u64(28)]
-                    a29 += v * xf[base + _u64(29)]
-                    a30 += v * xf[base + _u64(30)]
-                    a31 += v * xf[base + _u64(31)]
-                    a32 += v * xf[base + _u64(32)]
-                    a33 += v * xf[base + _u64(33)]
-                    a34 += v * xf[base + _u64(34)]
-                    a35 += v * xf[base + _u64(35)]
-                    a36 += v * xf[base + _u64(36)]
-                    a37 += v * xf[base + _u64(37)]
-                    a38 += v * xf[base + _u64(38)]
-                    a39 += v * xf[base + _u64(39)]
-                    a40 += v * xf[base + _u64(40)]
-                    a41 += v * xf[base + _u64(41)]
-                    a42 += v * xf[base + _u64(42)]
-                    a43 += v * xf[base + _u64(43)]
-                    a44 += v * xf[base + _u64(44)]
-                    a45 += v * xf[base + _u64(45)]
-                    a46 += v * xf[base + _u64(46)]
-                    a47 += v * xf[base + _u64(47)]
-                    a48 += v * xf[base + _u64(48)]
-                    a49 += v * xf[base + _u64(49)]
-                    a50 += v * xf[base + _u64(50)]
-                    a51 += v * xf[base + _u64(51)]
-                    a52 += v * xf[base + _u64(52)]
-                    a53 += v * xf[base + _u64(53)]
-                    a54 += v * xf[base + _u64(54)]
-                    a55 += v * xf[base + _u64(55)]
-                    a56 += v * xf[base + _u64(56)]
-                    a57 += v * xf[base + _u64(57)]
-                    a58 += v * xf[base + _u64(58)]
-                    a59 += v * xf[base + _u64(59)]
-                    a60 += v * xf[base + _u64(60)]
-                    a61 += v * xf[base + _u64(61)]
-                    a62 += v * xf[base + _u64(62)]
-                    a63 += v * xf[base + _u64(63)]
-                    j += _u64(1)
-                o = _u64(n - n0) * _u64(64)
-                buf[o + _u64(0)] = a0
-                buf[o + _u64(1)] = a1
-                buf[o + _u64(2)] = a2
-                buf[o + _u64(3)] = a3
-                buf[o + _u64(4)] = a4
-                buf[o + _u64(5)] = a5
-                buf[o + _u64(6)] = a6
-                buf[o + _u64(7)] = a7
-                buf[o + _u64(8)] = a8
-                buf[o + _u64(9)] = a9
-                buf[o + _u64(10)] = a10
-                buf[o + _u64(11)] = a11
-                buf[o + _u64(12)] = a12
-                buf[o + _u64(13)] = a13
-                buf[o + _u64(14)] = a14
-                buf[o + _u64(15)] = a15
-                buf[o + _u64(16)] = a16
-                buf[o + _u64(17)] = a17
-                buf[o + _u64(18)] = a18
-                buf[o + _u64(19)] = a19
-                buf[o + _u64(20)] = a20
-                buf[o + _u64(21)] = a21
-                buf[o + _u64(22)] = a22
-                buf[o + _u64(23)] = a23
-                buf[o + _u64(24)] = a24
-                buf[o + _u64(25)] = a25
-                buf[o + _u64(26)] = a26
-                buf[o + _u64(27)] = a27
-                buf[o + _u64(28)] = a28
-                buf[o + _u64(29)] = a29
-                buf[o + _u64(30)] = a30
-                buf[o + _u64(31)] = a31
-                buf[o + _u64(32)] = a32
-                buf[o + _u64(33)] = a33
-                buf[o + _u64(34)] = a34
-                buf[o + _u64(35)] = a35
-                buf[o + _u64(36)] = a36
-                buf[o + _u64(37)] = a37
-                buf[o + _u64(38)] = a38
-                buf[o + _u64(39)] = a39
-                buf[o + _u64(40)] = a40
-                buf[o + _u64(41)] = a41
-                buf[o + _u64(42)] = a42
-                buf[o + _u64(43)] = a43
-                buf[o + _u64(44)] = a44
-                buf[o + _u64(45)] = a45
-                buf[o + _u64(46)] = a46
-                buf[o + _u64(47)] = a47
-                buf[o + _u64(48)] = a48
-                buf[o + _u64(49)] = a49
-                buf[o + _u64(50)] = a50
-                buf[o + _u64(51)] = a51
-                buf[o + _u64(52)] = a52
-                buf[o + _u64(53)] = a53
-                buf[o + _u64(54)] = a54
-                buf[o + _u64(55)] = a55
-                buf[o + _u64(56)] = a56
-                buf[o + _u64(57)] = a57
-                buf[o + _u64(58)] = a58
-                buf[o + _u64(59)] = a59
-                buf[o + _u64(60)] = a60
-                buf[o + _u64(61)] = a61
-                buf[o + _u64(62)] = a62
-                buf[o + _u64(63)] = a63
-            for i in range(64):
-                row = out[b0 + i]
-                for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 64 + i], code, alpha, beta)
+    for span_i in numba.prange((n_out + 15) // 16):
+        csr_t64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """64 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+64]."""
+    """As the parallel one, on the calling thread."""
+    csr_t64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
+
+
+@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+def csr_t32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
+    """32 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+32]."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in range((n_out + 15) // 16):
-        buf = np.empty(1024, np.float32)
+    for nb in range(span_lo, min(span_hi, (n_out + 15) // 16)):
+        buf = np.empty(512, np.float32)
         n0 = nb * 16
         n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 64):
+        for b0 in range(b_lo, b_hi, 32):
             ub0 = _u64(b0)
             for n in range(n0, n1):
                 lo = _u64(indptr[n])
@@ -342,38 +357,6 @@ def csr_t64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alph
                 a29 = bn
                 a30 = bn
                 a31 = bn
-                a32 = bn
-                a33 = bn
-                a34 = bn
-                a35 = bn
-                a36 = bn
-                a37 = bn
-                a38 = bn
-                a39 = bn
-                a40 = bn
-                a41 = bn
-                a42 = bn
-                a43 = bn
-                a44 = bn
-                a45 = bn
-                a46 = bn
-                a47 = bn
-                a48 = bn
-                a49 = bn
-                a50 = bn
-                a51 = bn
-                a52 = bn
-                a53 = bn
-                a54 = bn
-                a55 = bn
-                a56 = bn
-                a57 = bn
-                a58 = bn
-                a59 = bn
-                a60 = bn
-                a61 = bn
-                a62 = bn
-                a63 = bn
                 j = lo
                 while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
@@ -413,40 +396,8 @@ def csr_t64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alph
                     a29 += v * xf[base + _u64(29)]
                     a30 += v * xf[base + _u64(30)]
                     a31 += v * xf[base + _u64(31)]
-                    a32 += v * xf[base + _u64(32)]
-                    a33 += v * xf[base + _u64(33)]
-                    a34 += v * xf[base + _u64(34)]
-                    a35 += v * xf[base + _u64(35)]
-                    a36 += v * xf[base + _u64(36)]
-                    a37 += v * xf[base + _u64(37)]
-                    a38 += v * xf[base + _u64(38)]
-                    a39 += v * xf[base + _u64(39)]
-                    a40 += v * xf[base + _u64(40)]
-                    a41 += v * xf[base + _u64(41)]
-                    a42 += v * xf[base + _u64(42)]
-                    a43 += v * xf[base + _u64(43)]
-                    a44 += v * xf[base + _u64(44)]
-                    a45 += v * xf[base + _u64(45)]
-                    a46 += v * xf[base + _u64(46)]
-                    a47 += v * xf[base + _u64(47)]
-                    a48 += v * xf[base + _u64(48)]
-                    a49 += v * xf[base + _u64(49)]
-                    a50 += v * xf[base + _u64(50)]
-                    a51 += v * xf[base + _u64(51)]
-                    a52 += v * xf[base + _u64(52)]
-                    a53 += v * xf[base + _u64(53)]
-                    a54 += v * xf[base + _u64(54)]
-                    a55 += v * xf[base + _u64(55)]
-                    a56 += v * xf[base + _u64(56)]
-                    a57 += v * xf[base + _u64(57)]
-                    a58 += v * xf[base + _u64(58)]
-                    a59 += v * xf[base + _u64(59)]
-                    a60 += v * xf[base + _u64(60)]
-                    a61 += v * xf[base + _u64(61)]
-                    a62 += v * xf[base + _u64(62)]
-                    a63 += v * xf[base + _u64(63)]
                     j += _u64(1)
-                o = _u64(n - n0) * _u64(64)
+                o = _u64(n - n0) * _u64(32)
                 buf[o + _u64(0)] = a0
                 buf[o + _u64(1)] = a1
                 buf[o + _u64(2)] = a2
@@ -479,42 +430,10 @@ def csr_t64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alph
                 buf[o + _u64(29)] = a29
                 buf[o + _u64(30)] = a30
                 buf[o + _u64(31)] = a31
-                buf[o + _u64(32)] = a32
-                buf[o + _u64(33)] = a33
-                buf[o + _u64(34)] = a34
-                buf[o + _u64(35)] = a35
-                buf[o + _u64(36)] = a36
-                buf[o + _u64(37)] = a37
-                buf[o + _u64(38)] = a38
-                buf[o + _u64(39)] = a39
-                buf[o + _u64(40)] = a40
-                buf[o + _u64(41)] = a41
-                buf[o + _u64(42)] = a42
-                buf[o + _u64(43)] = a43
-                buf[o + _u64(44)] = a44
-                buf[o + _u64(45)] = a45
-                buf[o + _u64(46)] = a46
-                buf[o + _u64(47)] = a47
-                buf[o + _u64(48)] = a48
-                buf[o + _u64(49)] = a49
-                buf[o + _u64(50)] = a50
-                buf[o + _u64(51)] = a51
-                buf[o + _u64(52)] = a52
-                buf[o + _u64(53)] = a53
-                buf[o + _u64(54)] = a54
-                buf[o + _u64(55)] = a55
-                buf[o + _u64(56)] = a56
-                buf[o + _u64(57)] = a57
-                buf[o + _u64(58)] = a58
-                buf[o + _u64(59)] = a59
-                buf[o + _u64(60)] = a60
-                buf[o + _u64(61)] = a61
-                buf[o + _u64(62)] = a62
-                buf[o + _u64(63)] = a63
-            for i in range(64):
+            for i in range(32):
                 row = out[b0 + i]
                 for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 64 + i], code, alpha, beta)
+                    row[n] = act(buf[(n - n0) * 32 + i], code, alpha, beta)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -522,137 +441,26 @@ def csr_t32(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta
     """32 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+32]."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in numba.prange((n_out + 15) // 16):
-        buf = np.empty(512, np.float32)
-        n0 = nb * 16
-        n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 32):
-            ub0 = _u64(b0)
-            for n in range(n0, n1):
-                lo = _u64(indptr[n])
-                hi = _u64(indptr[n + 1])
-                bn = bias[n]
-                a0 = bn
-                a1 = bn
-                a2 = bn
-                a3 = bn
-                a4 = bn
-                a5 = bn
-                a6 = bn
-                a7 = bn
-                a8 = bn
-                a9 = bn
-                a10 = bn
-                a11 = bn
-                a12 = bn
-                a13 = bn
-                a14 = bn
-                a15 = bn
-                a16 = bn
-                a17 = bn
-                a18 = bn
-                a19 = bn
-                a20 = bn
-                a21 = bn
-                a22 = bn
-                a23 = bn
-                a24 = bn
-                a25 = bn
-                a26 = bn
-                a27 = bn
-                a28 = bn
-                a29 = bn
-                a30 = bn
-                a31 = bn
-                j = lo
-                while j < hi:  # unsigned positions: no negative-index wraparound code
-                    v = values[j]
-                    base = _u64(indices[j]) * ump + ub0
-                    pf = _u64(indices[j + _u64(16)]) * ump + ub0
-                    prefetch(xf, pf)
-                    prefetch(xf, pf + _u64(16))
-                    a0 += v * xf[base + _u64(0)]
-                    a1 += v * xf[base + _u64(1)]
-                    a2 += v * xf[base + _u64(2)]
-                    a3 += v * xf[base + _u64(3)]
-                    a4 += v * xf[base + _u64(4)]
-                    a5 += v * xf[base + _u64(5)]
-                    a6 += v * xf[base + _u64(6)]
-                    a7 += v * xf[base + _u64(7)]
-                    a8 += v * xf[base + _u64(8)]
-                    a9 += v * xf[base + _u64(9)]
-                    a10 += v * xf[base + _u64(10)]
-                    a11 += v * xf[base + _u64(11)]
-                    a12 += v * xf[base + _u64(12)]
-                    a13 += v * xf[base + _u64(13)]
-                    a14 += v * xf[base + _u64(14)]
-                    a15 += v * xf[base + _u64(15)]
-                    a16 += v * xf[base + _u64(16)]
-                    a17 += v * xf[base + _u64(17)]
-                    a18 += v * xf[base + _u64(18)]
-                    a19 += v * xf[base + _u64(19)]
-                    a20 += v * xf[base + _u64(20)]
-                    a21 += v * xf[base + _u64(21)]
-                    a22 += v * xf[base + _u64(22)]
-                    a23 += v * xf[base + _u64(23)]
-                    a24 += v * xf[base + _u64(24)]
-                    a25 += v * xf[base + _u64(25)]
-                    a26 += v * xf[base + _u64(26)]
-                    a27 += v * xf[base + _u64(27)]
-                    a28 += v * xf[base + _u64(28)]
-                    a29 += v * xf[base + _u64(29)]
-                    a30 += v * xf[base + _u64(30)]
-                    a31 += v * xf[base + _u64(31)]
-                    j += _u64(1)
-                o = _u64(n - n0) * _u64(32)
-                buf[o + _u64(0)] = a0
-                buf[o + _u64(1)] = a1
-                buf[o + _u64(2)] = a2
-                buf[o + _u64(3)] = a3
-                buf[o + _u64(4)] = a4
-                buf[o + _u64(5)] = a5
-                buf[o + _u64(6)] = a6
-                buf[o + _u64(7)] = a7
-                buf[o + _u64(8)] = a8
-                buf[o + _u64(9)] = a9
-                buf[o + _u64(10)] = a10
-                buf[o + _u64(11)] = a11
-                buf[o + _u64(12)] = a12
-                buf[o + _u64(13)] = a13
-                buf[o + _u64(14)] = a14
-                buf[o + _u64(15)] = a15
-                buf[o + _u64(16)] = a16
-                buf[o + _u64(17)] = a17
-                buf[o + _u64(18)] = a18
-                buf[o + _u64(19)] = a19
-                buf[o + _u64(20)] = a20
-                buf[o + _u64(21)] = a21
-                buf[o + _u64(22)] = a22
-                buf[o + _u64(23)] = a23
-                buf[o + _u64(24)] = a24
-                buf[o + _u64(25)] = a25
-                buf[o + _u64(26)] = a26
-                buf[o + _u64(27)] = a27
-                buf[o + _u64(28)] = a28
-                buf[o + _u64(29)] = a29
-                buf[o + _u64(30)] = a30
-                buf[o + _u64(31)] = a31
-            for i in range(32):
-                row = out[b0 + i]
-                for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 32 + i], code, alpha, beta)
+    for span_i in numba.prange((n_out + 15) // 16):
+        csr_t32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """32 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+32]."""
+    """As the parallel one, on the calling thread."""
+    csr_t32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
+
+
+@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+def csr_t16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
+    """16 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+16]."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in range((n_out + 15) // 16):
-        buf = np.empty(512, np.float32)
+    for nb in range(span_lo, min(span_hi, (n_out + 15) // 16)):
+        buf = np.empty(256, np.float32)
         n0 = nb * 16
         n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 32):
+        for b0 in range(b_lo, b_hi, 16):
             ub0 = _u64(b0)
             for n in range(n0, n1):
                 lo = _u64(indptr[n])
@@ -674,22 +482,6 @@ def csr_t32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alph
                 a13 = bn
                 a14 = bn
                 a15 = bn
-                a16 = bn
-                a17 = bn
-                a18 = bn
-                a19 = bn
-                a20 = bn
-                a21 = bn
-                a22 = bn
-                a23 = bn
-                a24 = bn
-                a25 = bn
-                a26 = bn
-                a27 = bn
-                a28 = bn
-                a29 = bn
-                a30 = bn
-                a31 = bn
                 j = lo
                 while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
@@ -713,24 +505,8 @@ def csr_t32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alph
                     a13 += v * xf[base + _u64(13)]
                     a14 += v * xf[base + _u64(14)]
                     a15 += v * xf[base + _u64(15)]
-                    a16 += v * xf[base + _u64(16)]
-                    a17 += v * xf[base + _u64(17)]
-                    a18 += v * xf[base + _u64(18)]
-                    a19 += v * xf[base + _u64(19)]
-                    a20 += v * xf[base + _u64(20)]
-                    a21 += v * xf[base + _u64(21)]
-                    a22 += v * xf[base + _u64(22)]
-                    a23 += v * xf[base + _u64(23)]
-                    a24 += v * xf[base + _u64(24)]
-                    a25 += v * xf[base + _u64(25)]
-                    a26 += v * xf[base + _u64(26)]
-                    a27 += v * xf[base + _u64(27)]
-                    a28 += v * xf[base + _u64(28)]
-                    a29 += v * xf[base + _u64(29)]
-                    a30 += v * xf[base + _u64(30)]
-                    a31 += v * xf[base + _u64(31)]
                     j += _u64(1)
-                o = _u64(n - n0) * _u64(32)
+                o = _u64(n - n0) * _u64(16)
                 buf[o + _u64(0)] = a0
                 buf[o + _u64(1)] = a1
                 buf[o + _u64(2)] = a2
@@ -747,26 +523,10 @@ def csr_t32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alph
                 buf[o + _u64(13)] = a13
                 buf[o + _u64(14)] = a14
                 buf[o + _u64(15)] = a15
-                buf[o + _u64(16)] = a16
-                buf[o + _u64(17)] = a17
-                buf[o + _u64(18)] = a18
-                buf[o + _u64(19)] = a19
-                buf[o + _u64(20)] = a20
-                buf[o + _u64(21)] = a21
-                buf[o + _u64(22)] = a22
-                buf[o + _u64(23)] = a23
-                buf[o + _u64(24)] = a24
-                buf[o + _u64(25)] = a25
-                buf[o + _u64(26)] = a26
-                buf[o + _u64(27)] = a27
-                buf[o + _u64(28)] = a28
-                buf[o + _u64(29)] = a29
-                buf[o + _u64(30)] = a30
-                buf[o + _u64(31)] = a31
-            for i in range(32):
+            for i in range(16):
                 row = out[b0 + i]
                 for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 32 + i], code, alpha, beta)
+                    row[n] = act(buf[(n - n0) * 16 + i], code, alpha, beta)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -774,89 +534,26 @@ def csr_t16(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta
     """16 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+16]."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in numba.prange((n_out + 15) // 16):
-        buf = np.empty(256, np.float32)
-        n0 = nb * 16
-        n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 16):
-            ub0 = _u64(b0)
-            for n in range(n0, n1):
-                lo = _u64(indptr[n])
-                hi = _u64(indptr[n + 1])
-                bn = bias[n]
-                a0 = bn
-                a1 = bn
-                a2 = bn
-                a3 = bn
-                a4 = bn
-                a5 = bn
-                a6 = bn
-                a7 = bn
-                a8 = bn
-                a9 = bn
-                a10 = bn
-                a11 = bn
-                a12 = bn
-                a13 = bn
-                a14 = bn
-                a15 = bn
-                j = lo
-                while j < hi:  # unsigned positions: no negative-index wraparound code
-                    v = values[j]
-                    base = _u64(indices[j]) * ump + ub0
-                    pf = _u64(indices[j + _u64(16)]) * ump + ub0
-                    prefetch(xf, pf)
-                    prefetch(xf, pf + _u64(16))
-                    a0 += v * xf[base + _u64(0)]
-                    a1 += v * xf[base + _u64(1)]
-                    a2 += v * xf[base + _u64(2)]
-                    a3 += v * xf[base + _u64(3)]
-                    a4 += v * xf[base + _u64(4)]
-                    a5 += v * xf[base + _u64(5)]
-                    a6 += v * xf[base + _u64(6)]
-                    a7 += v * xf[base + _u64(7)]
-                    a8 += v * xf[base + _u64(8)]
-                    a9 += v * xf[base + _u64(9)]
-                    a10 += v * xf[base + _u64(10)]
-                    a11 += v * xf[base + _u64(11)]
-                    a12 += v * xf[base + _u64(12)]
-                    a13 += v * xf[base + _u64(13)]
-                    a14 += v * xf[base + _u64(14)]
-                    a15 += v * xf[base + _u64(15)]
-                    j += _u64(1)
-                o = _u64(n - n0) * _u64(16)
-                buf[o + _u64(0)] = a0
-                buf[o + _u64(1)] = a1
-                buf[o + _u64(2)] = a2
-                buf[o + _u64(3)] = a3
-                buf[o + _u64(4)] = a4
-                buf[o + _u64(5)] = a5
-                buf[o + _u64(6)] = a6
-                buf[o + _u64(7)] = a7
-                buf[o + _u64(8)] = a8
-                buf[o + _u64(9)] = a9
-                buf[o + _u64(10)] = a10
-                buf[o + _u64(11)] = a11
-                buf[o + _u64(12)] = a12
-                buf[o + _u64(13)] = a13
-                buf[o + _u64(14)] = a14
-                buf[o + _u64(15)] = a15
-            for i in range(16):
-                row = out[b0 + i]
-                for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 16 + i], code, alpha, beta)
+    for span_i in numba.prange((n_out + 15) // 16):
+        csr_t16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """16 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+16]."""
+    """As the parallel one, on the calling thread."""
+    csr_t16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
+
+
+@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+def csr_t8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
+    """8 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+8]."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in range((n_out + 15) // 16):
-        buf = np.empty(256, np.float32)
+    for nb in range(span_lo, min(span_hi, (n_out + 15) // 16)):
+        buf = np.empty(128, np.float32)
         n0 = nb * 16
         n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 16):
+        for b0 in range(b_lo, b_hi, 8):
             ub0 = _u64(b0)
             for n in range(n0, n1):
                 lo = _u64(indptr[n])
@@ -870,14 +567,6 @@ def csr_t16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alph
                 a5 = bn
                 a6 = bn
                 a7 = bn
-                a8 = bn
-                a9 = bn
-                a10 = bn
-                a11 = bn
-                a12 = bn
-                a13 = bn
-                a14 = bn
-                a15 = bn
                 j = lo
                 while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
@@ -893,16 +582,8 @@ def csr_t16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alph
                     a5 += v * xf[base + _u64(5)]
                     a6 += v * xf[base + _u64(6)]
                     a7 += v * xf[base + _u64(7)]
-                    a8 += v * xf[base + _u64(8)]
-                    a9 += v * xf[base + _u64(9)]
-                    a10 += v * xf[base + _u64(10)]
-                    a11 += v * xf[base + _u64(11)]
-                    a12 += v * xf[base + _u64(12)]
-                    a13 += v * xf[base + _u64(13)]
-                    a14 += v * xf[base + _u64(14)]
-                    a15 += v * xf[base + _u64(15)]
                     j += _u64(1)
-                o = _u64(n - n0) * _u64(16)
+                o = _u64(n - n0) * _u64(8)
                 buf[o + _u64(0)] = a0
                 buf[o + _u64(1)] = a1
                 buf[o + _u64(2)] = a2
@@ -911,18 +592,10 @@ def csr_t16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alph
                 buf[o + _u64(5)] = a5
                 buf[o + _u64(6)] = a6
                 buf[o + _u64(7)] = a7
-                buf[o + _u64(8)] = a8
-                buf[o + _u64(9)] = a9
-                buf[o + _u64(10)] = a10
-                buf[o + _u64(11)] = a11
-                buf[o + _u64(12)] = a12
-                buf[o + _u64(13)] = a13
-                buf[o + _u64(14)] = a14
-                buf[o + _u64(15)] = a15
-            for i in range(16):
+            for i in range(8):
                 row = out[b0 + i]
                 for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 16 + i], code, alpha, beta)
+                    row[n] = act(buf[(n - n0) * 8 + i], code, alpha, beta)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -930,65 +603,25 @@ def csr_t8(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta,
     """8 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+8]."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in numba.prange((n_out + 15) // 16):
-        buf = np.empty(128, np.float32)
-        n0 = nb * 16
-        n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 8):
-            ub0 = _u64(b0)
-            for n in range(n0, n1):
-                lo = _u64(indptr[n])
-                hi = _u64(indptr[n + 1])
-                bn = bias[n]
-                a0 = bn
-                a1 = bn
-                a2 = bn
-                a3 = bn
-                a4 = bn
-                a5 = bn
-                a6 = bn
-                a7 = bn
-                j = lo
-                while j < hi:  # unsigned positions: no negative-index wraparound code
-                    v = values[j]
-                    base = _u64(indices[j]) * ump + ub0
-                    pf = _u64(indices[j + _u64(16)]) * ump + ub0
-                    prefetch(xf, pf)
-                    prefetch(xf, pf + _u64(16))
-                    a0 += v * xf[base + _u64(0)]
-                    a1 += v * xf[base + _u64(1)]
-                    a2 += v * xf[base + _u64(2)]
-                    a3 += v * xf[base + _u64(3)]
-                    a4 += v * xf[base + _u64(4)]
-                    a5 += v * xf[base + _u64(5)]
-                    a6 += v * xf[base + _u64(6)]
-                    a7 += v * xf[base + _u64(7)]
-                    j += _u64(1)
-                o = _u64(n - n0) * _u64(8)
-                buf[o + _u64(0)] = a0
-                buf[o + _u64(1)] = a1
-                buf[o + _u64(2)] = a2
-                buf[o + _u64(3)] = a3
-                buf[o + _u64(4)] = a4
-                buf[o + _u64(5)] = a5
-                buf[o + _u64(6)] = a6
-                buf[o + _u64(7)] = a7
-            for i in range(8):
-                row = out[b0 + i]
-                for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 8 + i], code, alpha, beta)
+    for span_i in numba.prange((n_out + 15) // 16):
+        csr_t8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t8_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """8 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+8]."""
+    """As the parallel one, on the calling thread."""
+    csr_t8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
+
+
+@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+def csr_tt64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
+    """64 batch columns per tile: out (N, mp) gets out[n, b0:b0+64] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in range((n_out + 15) // 16):
-        buf = np.empty(128, np.float32)
+    for nb in range(span_lo, min(span_hi, (n_out + 15) // 16)):
         n0 = nb * 16
         n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 8):
+        for b0 in range(b_lo, b_hi, 64):
             ub0 = _u64(b0)
             for n in range(n0, n1):
                 lo = _u64(indptr[n])
@@ -1002,6 +635,62 @@ def csr_t8_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha
                 a5 = bn
                 a6 = bn
                 a7 = bn
+                a8 = bn
+                a9 = bn
+                a10 = bn
+                a11 = bn
+                a12 = bn
+                a13 = bn
+                a14 = bn
+                a15 = bn
+                a16 = bn
+                a17 = bn
+                a18 = bn
+                a19 = bn
+                a20 = bn
+                a21 = bn
+                a22 = bn
+                a23 = bn
+                a24 = bn
+                a25 = bn
+                a26 = bn
+                a27 = bn
+                a28 = bn
+                a29 = bn
+                a30 = bn
+                a31 = bn
+                a32 = bn
+                a33 = bn
+                a34 = bn
+                a35 = bn
+                a36 = bn
+                a37 = bn
+                a38 = bn
+                a39 = bn
+                a40 = bn
+                a41 = bn
+                a42 = bn
+                a43 = bn
+                a44 = bn
+                a45 = bn
+                a46 = bn
+                a47 = bn
+                a48 = bn
+                a49 = bn
+                a50 = bn
+                a51 = bn
+                a52 = bn
+                a53 = bn
+                a54 = bn
+                a55 = bn
+                a56 = bn
+                a57 = bn
+                a58 = bn
+                a59 = bn
+                a60 = bn
+                a61 = bn
+                a62 = bn
+                a63 = bn
                 j = lo
                 while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
@@ -1017,20 +706,128 @@ def csr_t8_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha
                     a5 += v * xf[base + _u64(5)]
                     a6 += v * xf[base + _u64(6)]
                     a7 += v * xf[base + _u64(7)]
+                    a8 += v * xf[base + _u64(8)]
+                    a9 += v * xf[base + _u64(9)]
+                    a10 += v * xf[base + _u64(10)]
+                    a11 += v * xf[base + _u64(11)]
+                    a12 += v * xf[base + _u64(12)]
+                    a13 += v * xf[base + _u64(13)]
+                    a14 += v * xf[base + _u64(14)]
+                    a15 += v * xf[base + _u64(15)]
+                    a16 += v * xf[base + _u64(16)]
+                    a17 += v * xf[base + _u64(17)]
+                    a18 += v * xf[base + _u64(18)]
+                    a19 += v * xf[base + _u64(19)]
+                    a20 += v * xf[base + _u64(20)]
+                    a21 += v * xf[base + _u64(21)]
+                    a22 += v * xf[base + _u64(22)]
+                    a23 += v * xf[base + _u64(23)]
+                    a24 += v * xf[base + _u64(24)]
+                    a25 += v * xf[base + _u64(25)]
+                    a26 += v * xf[base + _u64(26)]
+                    a27 += v * xf[base + _u64(27)]
+                    a28 += v * xf[base + _u64(28)]
+                    a29 += v * xf[base + _u64(29)]
+                    a30 += v * xf[base + _u64(30)]
+                    a31 += v * xf[base + _u64(31)]
+                    a32 += v * xf[base + _u64(32)]
+                    a33 += v * xf[base + _u64(33)]
+                    a34 += v * xf[base + _u64(34)]
+                    a35 += v * xf[base + _u64(35)]
+                    a36 += v * xf[base + _u64(36)]
+                    a37 += v * xf[base + _u64(37)]
+                    a38 += v * xf[base + _u64(38)]
+                    a39 += v * xf[base + _u64(39)]
+                    a40 += v * xf[base + _u64(40)]
+                    a41 += v * xf[base + _u64(41)]
+                    a42 += v * xf[base + _u64(42)]
+                    a43 += v * xf[base + _u64(43)]
+                    a44 += v * xf[base + _u64(44)]
+                    a45 += v * xf[base + _u64(45)]
+                    a46 += v * xf[base + _u64(46)]
+                    a47 += v * xf[base + _u64(47)]
+                    a48 += v * xf[base + _u64(48)]
+                    a49 += v * xf[base + _u64(49)]
+                    a50 += v * xf[base + _u64(50)]
+                    a51 += v * xf[base + _u64(51)]
+                    a52 += v * xf[base + _u64(52)]
+                    a53 += v * xf[base + _u64(53)]
+                    a54 += v * xf[base + _u64(54)]
+                    a55 += v * xf[base + _u64(55)]
+                    a56 += v * xf[base + _u64(56)]
+                    a57 += v * xf[base + _u64(57)]
+                    a58 += v * xf[base + _u64(58)]
+                    a59 += v * xf[base + _u64(59)]
+                    a60 += v * xf[base + _u64(60)]
+                    a61 += v * xf[base + _u64(61)]
+                    a62 += v * xf[base + _u64(62)]
+                    a63 += v * xf[base + _u64(63)]
                     j += _u64(1)
-                o = _u64(n - n0) * _u64(8)
-                buf[o + _u64(0)] = a0
-                buf[o + _u64(1)] = a1
-                buf[o + _u64(2)] = a2
-                buf[o + _u64(3)] = a3
-                buf[o + _u64(4)] = a4
-                buf[o + _u64(5)] = a5
-                buf[o + _u64(6)] = a6
-                buf[o + _u64(7)] = a7
-            for i in range(8):
-                row = out[b0 + i]
-                for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 8 + i], code, alpha, beta)
+                row = out[n]
+                row[ub0 + _u64(0)] = act(a0, code, alpha, beta)
+                row[ub0 + _u64(1)] = act(a1, code, alpha, beta)
+                row[ub0 + _u64(2)] = act(a2, code, alpha, beta)
+                row[ub0 + _u64(3)] = act(a3, code, alpha, beta)
+                row[ub0 + _u64(4)] = act(a4, code, alpha, beta)
+                row[ub0 + _u64(5)] = act(a5, code, alpha, beta)
+                row[ub0 + _u64(6)] = act(a6, code, alpha, beta)
+                row[ub0 + _u64(7)] = act(a7, code, alpha, beta)
+                row[ub0 + _u64(8)] = act(a8, code, alpha, beta)
+                row[ub0 + _u64(9)] = act(a9, code, alpha, beta)
+                row[ub0 + _u64(10)] = act(a10, code, alpha, beta)
+                row[ub0 + _u64(11)] = act(a11, code, alpha, beta)
+                row[ub0 + _u64(12)] = act(a12, code, alpha, beta)
+                row[ub0 + _u64(13)] = act(a13, code, alpha, beta)
+                row[ub0 + _u64(14)] = act(a14, code, alpha, beta)
+                row[ub0 + _u64(15)] = act(a15, code, alpha, beta)
+                row[ub0 + _u64(16)] = act(a16, code, alpha, beta)
+                row[ub0 + _u64(17)] = act(a17, code, alpha, beta)
+                row[ub0 + _u64(18)] = act(a18, code, alpha, beta)
+                row[ub0 + _u64(19)] = act(a19, code, alpha, beta)
+                row[ub0 + _u64(20)] = act(a20, code, alpha, beta)
+                row[ub0 + _u64(21)] = act(a21, code, alpha, beta)
+                row[ub0 + _u64(22)] = act(a22, code, alpha, beta)
+                row[ub0 + _u64(23)] = act(a23, code, alpha, beta)
+                row[ub0 + _u64(24)] = act(a24, code, alpha, beta)
+                row[ub0 + _u64(25)] = act(a25, code, alpha, beta)
+                row[ub0 + _u64(26)] = act(a26, code, alpha, beta)
+                row[ub0 + _u64(27)] = act(a27, code, alpha, beta)
+                row[ub0 + _u64(28)] = act(a28, code, alpha, beta)
+                row[ub0 + _u64(29)] = act(a29, code, alpha, beta)
+                row[ub0 + _u64(30)] = act(a30, code, alpha, beta)
+                row[ub0 + _u64(31)] = act(a31, code, alpha, beta)
+                row[ub0 + _u64(32)] = act(a32, code, alpha, beta)
+                row[ub0 + _u64(33)] = act(a33, code, alpha, beta)
+                row[ub0 + _u64(34)] = act(a34, code, alpha, beta)
+                row[ub0 + _u64(35)] = act(a35, code, alpha, beta)
+                row[ub0 + _u64(36)] = act(a36, code, alpha, beta)
+                row[ub0 + _u64(37)] = act(a37, code, alpha, beta)
+                row[ub0 + _u64(38)] = act(a38, code, alpha, beta)
+                row[ub0 + _u64(39)] = act(a39, code, alpha, beta)
+                row[ub0 + _u64(40)] = act(a40, code, alpha, beta)
+                row[ub0 + _u64(41)] = act(a41, code, alpha, beta)
+                row[ub0 + _u64(42)] = act(a42, code, alpha, beta)
+                row[ub0 + _u64(43)] = act(a43, code, alpha, beta)
+                row[ub0 + _u64(44)] = act(a44, code, alpha, beta)
+                row[ub0 + _u64(45)] = act(a45, code, alpha, beta)
+                row[ub0 + _u64(46)] = act(a46, code, alpha, beta)
+                row[ub0 + _u64(47)] = act(a47, code, alpha, beta)
+                row[ub0 + _u64(48)] = act(a48, code, alpha, beta)
+                row[ub0 + _u64(49)] = act(a49, code, alpha, beta)
+                row[ub0 + _u64(50)] = act(a50, code, alpha, beta)
+                row[ub0 + _u64(51)] = act(a51, code, alpha, beta)
+                row[ub0 + _u64(52)] = act(a52, code, alpha, beta)
+                row[ub0 + _u64(53)] = act(a53, code, alpha, beta)
+                row[ub0 + _u64(54)] = act(a54, code, alpha, beta)
+                row[ub0 + _u64(55)] = act(a55, code, alpha, beta)
+                row[ub0 + _u64(56)] = act(a56, code, alpha, beta)
+                row[ub0 + _u64(57)] = act(a57, code, alpha, beta)
+                row[ub0 + _u64(58)] = act(a58, code, alpha, beta)
+                row[ub0 + _u64(59)] = act(a59, code, alpha, beta)
+                row[ub0 + _u64(60)] = act(a60, code, alpha, beta)
+                row[ub0 + _u64(61)] = act(a61, code, alpha, beta)
+                row[ub0 + _u64(62)] = act(a62, code, alpha, beta)
+                row[ub0 + _u64(63)] = act(a63, code, alpha, beta)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -1038,227 +835,25 @@ def csr_tt64(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
     """64 batch columns per tile: out (N, mp) gets out[n, b0:b0+64] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in numba.prange((n_out + 15) // 16):
-        n0 = nb * 16
-        n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 64):
-            ub0 = _u64(b0)
-            for n in range(n0, n1):
-                lo = _u64(indptr[n])
-                hi = _u64(indptr[n + 1])
-                bn = bias[n]
-                a0 = bn
-                a1 = bn
-                a2 = bn
-                a3 = bn
-                a4 = bn
-                a5 = bn
-                a6 = bn
-                a7 = bn
-                a8 = bn
-                a9 = bn
-                a10 = bn
-                a11 = bn
-                a12 = bn
-                a13 = bn
-                a14 = bn
-                a15 = bn
-                a16 = bn
-                a17 = bn
-                a18 = bn
-                a19 = bn
-                a20 = bn
-                a21 = bn
-                a22 = bn
-                a23 = bn
-                a24 = bn
-                a25 = bn
-                a26 = bn
-                a27 = bn
-                a28 = bn
-                a29 = bn
-                a30 = bn
-                a31 = bn
-                a32 = bn
-                a33 = bn
-                a34 = bn
-                a35 = bn
-                a36 = bn
-                a37 = bn
-                a38 = bn
-                a39 = bn
-                a40 = bn
-                a41 = bn
-                a42 = bn
-                a43 = bn
-                a44 = bn
-                a45 = bn
-                a46 = bn
-                a47 = bn
-                a48 = bn
-                a49 = bn
-                a50 = bn
-                a51 = bn
-                a52 = bn
-                a53 = bn
-                a54 = bn
-                a55 = bn
-                a56 = bn
-                a57 = bn
-                a58 = bn
-                a59 = bn
-                a60 = bn
-                a61 = bn
-                a62 = bn
-                a63 = bn
-                j = lo
-                while j < hi:  # unsigned positions: no negative-index wraparound code
-                    v = values[j]
-                    base = _u64(indices[j]) * ump + ub0
-                    pf = _u64(indices[j + _u64(16)]) * ump + ub0
-                    prefetch(xf, pf)
-                    prefetch(xf, pf + _u64(16))
-                    a0 += v * xf[base + _u64(0)]
-                    a1 += v * xf[base + _u64(1)]
-                    a2 += v * xf[base + _u64(2)]
-                    a3 += v * xf[base + _u64(3)]
-                    a4 += v * xf[base + _u64(4)]
-                    a5 += v * xf[base + _u64(5)]
-                    a6 += v * xf[base + _u64(6)]
-                    a7 += v * xf[base + _u64(7)]
-                    a8 += v * xf[base + _u64(8)]
-                    a9 += v * xf[base + _u64(9)]
-                    a10 += v * xf[base + _u64(10)]
-                    a11 += v * xf[base + _u64(11)]
-                    a12 += v * xf[base + _u64(12)]
-                    a13 += v * xf[base + _u64(13)]
-                    a14 += v * xf[base + _u64(14)]
-                    a15 += v * xf[base + _u64(15)]
-                    a16 += v * xf[base + _u64(16)]
-                    a17 += v * xf[base + _u64(17)]
-                    a18 += v * xf[base + _u64(18)]
-                    a19 += v * xf[base + _u64(19)]
-                    a20 += v * xf[base + _u64(20)]
-                    a21 += v * xf[base + _u64(21)]
-                    a22 += v * xf[base + _u64(22)]
-                    a23 += v * xf[base + _u64(23)]
-                    a24 += v * xf[base + _u64(24)]
-                    a25 += v * xf[base + _u64(25)]
-                    a26 += v * xf[base + _u64(26)]
-                    a27 += v * xf[base + _u64(27)]
-                    a28 += v * xf[base + _u64(28)]
-                    a29 += v * xf[base + _u64(29)]
-                    a30 += v * xf[base + _u64(30)]
-                    a31 += v * xf[base + _u64(31)]
-                    a32 += v * xf[base + _u64(32)]
-                    a33 += v * xf[base + _u64(33)]
-                    a34 += v * xf[base + _u64(34)]
-                    a35 += v * xf[base + _u64(35)]
-                    a36 += v * xf[base + _u64(36)]
-                    a37 += v * xf[base + _u64(37)]
-                    a38 += v * xf[base + _u64(38)]
-                    a39 += v * xf[base + _u64(39)]
-                    a40 += v * xf[base + _u64(40)]
-                    a41 += v * xf[base + _u64(41)]
-                    a42 += v * xf[base + _u64(42)]
-                    a43 += v * xf[base + _u64(43)]
-                    a44 += v * xf[base + _u64(44)]
-                    a45 += v * xf[base + _u64(45)]
-                    a46 += v * xf[base + _u64(46)]
-                    a47 += v * xf[base + _u64(47)]
-                    a48 += v * xf[base + _u64(48)]
-                    a49 += v * xf[base + _u64(49)]
-                    a50 += v * xf[base + _u64(50)]
-                    a51 += v * xf[base + _u64(51)]
-                    a52 += v * xf[base + _u64(52)]
-                    a53 += v * xf[base + _u64(53)]
-                    a54 += v * xf[base + _u64(54)]
-                    a55 += v * xf[base + _u64(55)]
-                    a56 += v * xf[base + _u64(56)]
-                    a57 += v * xf[base + _u64(57)]
-                    a58 += v * xf[base + _u64(58)]
-                    a59 += v * xf[base + _u64(59)]
-                    a60 += v * xf[base + _u64(60)]
-                    a61 += v * xf[base + _u64(61)]
-                    a62 += v * xf[base + _u64(62)]
-                    a63 += v * xf[base + _u64(63)]
-                    j += _u64(1)
-                row = out[n]
-                row[ub0 + _u64(0)] = act(a0, code, alpha, beta)
-                row[ub0 + _u64(1)] = act(a1, code, alpha, beta)
-                row[ub0 + _u64(2)] = act(a2, code, alpha, beta)
-                row[ub0 + _u64(3)] = act(a3, code, alpha, beta)
-                row[ub0 + _u64(4)] = act(a4, code, alpha, beta)
-                row[ub0 + _u64(5)] = act(a5, code, alpha, beta)
-                row[ub0 + _u64(6)] = act(a6, code, alpha, beta)
-                row[ub0 + _u64(7)] = act(a7, code, alpha, beta)
-                row[ub0 + _u64(8)] = act(a8, code, alpha, beta)
-                row[ub0 + _u64(9)] = act(a9, code, alpha, beta)
-                row[ub0 + _u64(10)] = act(a10, code, alpha, beta)
-                row[ub0 + _u64(11)] = act(a11, code, alpha, beta)
-                row[ub0 + _u64(12)] = act(a12, code, alpha, beta)
-                row[ub0 + _u64(13)] = act(a13, code, alpha, beta)
-                row[ub0 + _u64(14)] = act(a14, code, alpha, beta)
-                row[ub0 + _u64(15)] = act(a15, code, alpha, beta)
-                row[ub0 + _u64(16)] = act(a16, code, alpha, beta)
-                row[ub0 + _u64(17)] = act(a17, code, alpha, beta)
-                row[ub0 + _u64(18)] = act(a18, code, alpha, beta)
-                row[ub0 + _u64(19)] = act(a19, code, alpha, beta)
-                row[ub0 + _u64(20)] = act(a20, code, alpha, beta)
-                row[ub0 + _u64(21)] = act(a21, code, alpha, beta)
-                row[ub0 + _u64(22)] = act(a22, code, alpha, beta)
-                row[ub0 + _u64(23)] = act(a23, code, alpha, beta)
-                row[ub0 + _u64(24)] = act(a24, code, alpha, beta)
-                row[ub0 + _u64(25)] = act(a25, code, alpha, beta)
-                row[ub0 + _u64(26)] = act(a26, code, alpha, beta)
-                row[ub0 + _u64(27)] = act(a27, code, alpha, beta)
-                row[ub0 + _u64(28)] = act(a28, code, alpha, beta)
-                row[ub0 + _u64(29)] = act(a29, code, alpha, beta)
-                row[ub0 + _u64(30)] = act(a30, code, alpha, beta)
-                row[ub0 + _u64(31)] = act(a31, code, alpha, beta)
-                row[ub0 + _u64(32)] = act(a32, code, alpha, beta)
-                row[ub0 + _u64(33)] = act(a33, code, alpha, beta)
-                row[ub0 + _u64(34)] = act(a34, code, alpha, beta)
-                row[ub0 + _u64(35)] = act(a35, code, alpha, beta)
-                row[ub0 + _u64(36)] = act(a36, code, alpha, beta)
-                row[ub0 + _u64(37)] = act(a37, code, alpha, beta)
-                row[ub0 + _u64(38)] = act(a38, code, alpha, beta)
-                row[ub0 + _u64(39)] = act(a39, code, alpha, beta)
-                row[ub0 + _u64(40)] = act(a40, code, alpha, beta)
-                row[ub0 + _u64(41)] = act(a41, code, alpha, beta)
-                row[ub0 + _u64(42)] = act(a42, code, alpha, beta)
-                row[ub0 + _u64(43)] = act(a43, code, alpha, beta)
-                row[ub0 + _u64(44)] = act(a44, code, alpha, beta)
-                row[ub0 + _u64(45)] = act(a45, code, alpha, beta)
-                row[ub0 + _u64(46)] = act(a46, code, alpha, beta)
-                row[ub0 + _u64(47)] = act(a47, code, alpha, beta)
-                row[ub0 + _u64(48)] = act(a48, code, alpha, beta)
-                row[ub0 + _u64(49)] = act(a49, code, alpha, beta)
-                row[ub0 + _u64(50)] = act(a50, code, alpha, beta)
-                row[ub0 + _u64(51)] = act(a51, code, alpha, beta)
-                row[ub0 + _u64(52)] = act(a52, code, alpha, beta)
-                row[ub0 + _u64(53)] = act(a53, code, alpha, beta)
-                row[ub0 + _u64(54)] = act(a54, code, alpha, beta)
-                row[ub0 + _u64(55)] = act(a55, code, alpha, beta)
-                row[ub0 + _u64(56)] = act(a56, code, alpha, beta)
-                row[ub0 + _u64(57)] = act(a57, code, alpha, beta)
-                row[ub0 + _u64(58)] = act(a58, code, alpha, beta)
-                row[ub0 + _u64(59)] = act(a59, code, alpha, beta)
-                row[ub0 + _u64(60)] = act(a60, code, alpha, beta)
-                row[ub0 + _u64(61)] = act(a61, code, alpha, beta)
-                row[ub0 + _u64(62)] = act(a62, code, alpha, beta)
-                row[ub0 + _u64(63)] = act(a63, code, alpha, beta)
+    for span_i in numba.prange((n_out + 15) // 16):
+        csr_tt64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """64 batch columns per tile: out (N, mp) gets out[n, b0:b0+64] = acc."""
+    """As the parallel one, on the calling thread."""
+    csr_tt64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
+
+
+@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+def csr_tt32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
+    """32 batch columns per tile: out (N, mp) gets out[n, b0:b0+32] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in range((n_out + 15) // 16):
+    for nb in range(span_lo, min(span_hi, (n_out + 15) // 16)):
         n0 = nb * 16
         n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 64):
+        for b0 in range(b_lo, b_hi, 32):
             ub0 = _u64(b0)
             for n in range(n0, n1):
                 lo = _u64(indptr[n])
@@ -1296,38 +891,6 @@ def csr_tt64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                 a29 = bn
                 a30 = bn
                 a31 = bn
-                a32 = bn
-                a33 = bn
-                a34 = bn
-                a35 = bn
-                a36 = bn
-                a37 = bn
-                a38 = bn
-                a39 = bn
-                a40 = bn
-                a41 = bn
-                a42 = bn
-                a43 = bn
-                a44 = bn
-                a45 = bn
-                a46 = bn
-                a47 = bn
-                a48 = bn
-                a49 = bn
-                a50 = bn
-                a51 = bn
-                a52 = bn
-                a53 = bn
-                a54 = bn
-                a55 = bn
-                a56 = bn
-                a57 = bn
-                a58 = bn
-                a59 = bn
-                a60 = bn
-                a61 = bn
-                a62 = bn
-                a63 = bn
                 j = lo
                 while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
@@ -1367,38 +930,6 @@ def csr_tt64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                     a29 += v * xf[base + _u64(29)]
                     a30 += v * xf[base + _u64(30)]
                     a31 += v * xf[base + _u64(31)]
-                    a32 += v * xf[base + _u64(32)]
-                    a33 += v * xf[base + _u64(33)]
-                    a34 += v * xf[base + _u64(34)]
-                    a35 += v * xf[base + _u64(35)]
-                    a36 += v * xf[base + _u64(36)]
-                    a37 += v * xf[base + _u64(37)]
-                    a38 += v * xf[base + _u64(38)]
-                    a39 += v * xf[base + _u64(39)]
-                    a40 += v * xf[base + _u64(40)]
-                    a41 += v * xf[base + _u64(41)]
-                    a42 += v * xf[base + _u64(42)]
-                    a43 += v * xf[base + _u64(43)]
-                    a44 += v * xf[base + _u64(44)]
-                    a45 += v * xf[base + _u64(45)]
-                    a46 += v * xf[base + _u64(46)]
-                    a47 += v * xf[base + _u64(47)]
-                    a48 += v * xf[base + _u64(48)]
-                    a49 += v * xf[base + _u64(49)]
-                    a50 += v * xf[base + _u64(50)]
-                    a51 += v * xf[base + _u64(51)]
-                    a52 += v * xf[base + _u64(52)]
-                    a53 += v * xf[base + _u64(53)]
-                    a54 += v * xf[base + _u64(54)]
-                    a55 += v * xf[base + _u64(55)]
-                    a56 += v * xf[base + _u64(56)]
-                    a57 += v * xf[base + _u64(57)]
-                    a58 += v * xf[base + _u64(58)]
-                    a59 += v * xf[base + _u64(59)]
-                    a60 += v * xf[base + _u64(60)]
-                    a61 += v * xf[base + _u64(61)]
-                    a62 += v * xf[base + _u64(62)]
-                    a63 += v * xf[base + _u64(63)]
                     j += _u64(1)
                 row = out[n]
                 row[ub0 + _u64(0)] = act(a0, code, alpha, beta)
@@ -1433,38 +964,6 @@ def csr_tt64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                 row[ub0 + _u64(29)] = act(a29, code, alpha, beta)
                 row[ub0 + _u64(30)] = act(a30, code, alpha, beta)
                 row[ub0 + _u64(31)] = act(a31, code, alpha, beta)
-                row[ub0 + _u64(32)] = act(a32, code, alpha, beta)
-                row[ub0 + _u64(33)] = act(a33, code, alpha, beta)
-                row[ub0 + _u64(34)] = act(a34, code, alpha, beta)
-                row[ub0 + _u64(35)] = act(a35, code, alpha, beta)
-                row[ub0 + _u64(36)] = act(a36, code, alpha, beta)
-                row[ub0 + _u64(37)] = act(a37, code, alpha, beta)
-                row[ub0 + _u64(38)] = act(a38, code, alpha, beta)
-                row[ub0 + _u64(39)] = act(a39, code, alpha, beta)
-                row[ub0 + _u64(40)] = act(a40, code, alpha, beta)
-                row[ub0 + _u64(41)] = act(a41, code, alpha, beta)
-                row[ub0 + _u64(42)] = act(a42, code, alpha, beta)
-                row[ub0 + _u64(43)] = act(a43, code, alpha, beta)
-                row[ub0 + _u64(44)] = act(a44, code, alpha, beta)
-                row[ub0 + _u64(45)] = act(a45, code, alpha, beta)
-                row[ub0 + _u64(46)] = act(a46, code, alpha, beta)
-                row[ub0 + _u64(47)] = act(a47, code, alpha, beta)
-                row[ub0 + _u64(48)] = act(a48, code, alpha, beta)
-                row[ub0 + _u64(49)] = act(a49, code, alpha, beta)
-                row[ub0 + _u64(50)] = act(a50, code, alpha, beta)
-                row[ub0 + _u64(51)] = act(a51, code, alpha, beta)
-                row[ub0 + _u64(52)] = act(a52, code, alpha, beta)
-                row[ub0 + _u64(53)] = act(a53, code, alpha, beta)
-                row[ub0 + _u64(54)] = act(a54, code, alpha, beta)
-                row[ub0 + _u64(55)] = act(a55, code, alpha, beta)
-                row[ub0 + _u64(56)] = act(a56, code, alpha, beta)
-                row[ub0 + _u64(57)] = act(a57, code, alpha, beta)
-                row[ub0 + _u64(58)] = act(a58, code, alpha, beta)
-                row[ub0 + _u64(59)] = act(a59, code, alpha, beta)
-                row[ub0 + _u64(60)] = act(a60, code, alpha, beta)
-                row[ub0 + _u64(61)] = act(a61, code, alpha, beta)
-                row[ub0 + _u64(62)] = act(a62, code, alpha, beta)
-                row[ub0 + _u64(63)] = act(a63, code, alpha, beta)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -1472,131 +971,25 @@ def csr_tt32(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
     """32 batch columns per tile: out (N, mp) gets out[n, b0:b0+32] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in numba.prange((n_out + 15) // 16):
-        n0 = nb * 16
-        n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 32):
-            ub0 = _u64(b0)
-            for n in range(n0, n1):
-                lo = _u64(indptr[n])
-                hi = _u64(indptr[n + 1])
-                bn = bias[n]
-                a0 = bn
-                a1 = bn
-                a2 = bn
-                a3 = bn
-                a4 = bn
-                a5 = bn
-                a6 = bn
-                a7 = bn
-                a8 = bn
-                a9 = bn
-                a10 = bn
-                a11 = bn
-                a12 = bn
-                a13 = bn
-                a14 = bn
-                a15 = bn
-                a16 = bn
-                a17 = bn
-                a18 = bn
-                a19 = bn
-                a20 = bn
-                a21 = bn
-                a22 = bn
-                a23 = bn
-                a24 = bn
-                a25 = bn
-                a26 = bn
-                a27 = bn
-                a28 = bn
-                a29 = bn
-                a30 = bn
-                a31 = bn
-                j = lo
-                while j < hi:  # unsigned positions: no negative-index wraparound code
-                    v = values[j]
-                    base = _u64(indices[j]) * ump + ub0
-                    pf = _u64(indices[j + _u64(16)]) * ump + ub0
-                    prefetch(xf, pf)
-                    prefetch(xf, pf + _u64(16))
-                    a0 += v * xf[base + _u64(0)]
-                    a1 += v * xf[base + _u64(1)]
-                    a2 += v * xf[base + _u64(2)]
-                    a3 += v * xf[base + _u64(3)]
-                    a4 += v * xf[base + _u64(4)]
-                    a5 += v * xf[base + _u64(5)]
-                    a6 += v * xf[base + _u64(6)]
-                    a7 += v * xf[base + _u64(7)]
-                    a8 += v * xf[base + _u64(8)]
-                    a9 += v * xf[base + _u64(9)]
-                    a10 += v * xf[base + _u64(10)]
-                    a11 += v * xf[base + _u64(11)]
-                    a12 += v * xf[base + _u64(12)]
-                    a13 += v * xf[base + _u64(13)]
-                    a14 += v * xf[base + _u64(14)]
-                    a15 += v * xf[base + _u64(15)]
-                    a16 += v * xf[base + _u64(16)]
-                    a17 += v * xf[base + _u64(17)]
-                    a18 += v * xf[base + _u64(18)]
-                    a19 += v * xf[base + _u64(19)]
-                    a20 += v * xf[base + _u64(20)]
-                    a21 += v * xf[base + _u64(21)]
-                    a22 += v * xf[base + _u64(22)]
-                    a23 += v * xf[base + _u64(23)]
-                    a24 += v * xf[base + _u64(24)]
-                    a25 += v * xf[base + _u64(25)]
-                    a26 += v * xf[base + _u64(26)]
-                    a27 += v * xf[base + _u64(27)]
-                    a28 += v * xf[base + _u64(28)]
-                    a29 += v * xf[base + _u64(29)]
-                    a30 += v * xf[base + _u64(30)]
-                    a31 += v * xf[base + _u64(31)]
-                    j += _u64(1)
-                row = out[n]
-                row[ub0 + _u64(0)] = act(a0, code, alpha, beta)
-                row[ub0 + _u64(1)] = act(a1, code, alpha, beta)
-                row[ub0 + _u64(2)] = act(a2, code, alpha, beta)
-                row[ub0 + _u64(3)] = act(a3, code, alpha, beta)
-                row[ub0 + _u64(4)] = act(a4, code, alpha, beta)
-                row[ub0 + _u64(5)] = act(a5, code, alpha, beta)
-                row[ub0 + _u64(6)] = act(a6, code, alpha, beta)
-                row[ub0 + _u64(7)] = act(a7, code, alpha, beta)
-                row[ub0 + _u64(8)] = act(a8, code, alpha, beta)
-                row[ub0 + _u64(9)] = act(a9, code, alpha, beta)
-                row[ub0 + _u64(10)] = act(a10, code, alpha, beta)
-                row[ub0 + _u64(11)] = act(a11, code, alpha, beta)
-                row[ub0 + _u64(12)] = act(a12, code, alpha, beta)
-                row[ub0 + _u64(13)] = act(a13, code, alpha, beta)
-                row[ub0 + _u64(14)] = act(a14, code, alpha, beta)
-                row[ub0 + _u64(15)] = act(a15, code, alpha, beta)
-                row[ub0 + _u64(16)] = act(a16, code, alpha, beta)
-                row[ub0 + _u64(17)] = act(a17, code, alpha, beta)
-                row[ub0 + _u64(18)] = act(a18, code, alpha, beta)
-                row[ub0 + _u64(19)] = act(a19, code, alpha, beta)
-                row[ub0 + _u64(20)] = act(a20, code, alpha, beta)
-                row[ub0 + _u64(21)] = act(a21, code, alpha, beta)
-                row[ub0 + _u64(22)] = act(a22, code, alpha, beta)
-                row[ub0 + _u64(23)] = act(a23, code, alpha, beta)
-                row[ub0 + _u64(24)] = act(a24, code, alpha, beta)
-                row[ub0 + _u64(25)] = act(a25, code, alpha, beta)
-                row[ub0 + _u64(26)] = act(a26, code, alpha, beta)
-                row[ub0 + _u64(27)] = act(a27, code, alpha, beta)
-                row[ub0 + _u64(28)] = act(a28, code, alpha, beta)
-                row[ub0 + _u64(29)] = act(a29, code, alpha, beta)
-                row[ub0 + _u64(30)] = act(a30, code, alpha, beta)
-                row[ub0 + _u64(31)] = act(a31, code, alpha, beta)
+    for span_i in numba.prange((n_out + 15) // 16):
+        csr_tt32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """32 batch columns per tile: out (N, mp) gets out[n, b0:b0+32] = acc."""
+    """As the parallel one, on the calling thread."""
+    csr_tt32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
+
+
+@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+def csr_tt16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
+    """16 batch columns per tile: out (N, mp) gets out[n, b0:b0+16] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in range((n_out + 15) // 16):
+    for nb in range(span_lo, min(span_hi, (n_out + 15) // 16)):
         n0 = nb * 16
         n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 32):
+        for b0 in range(b_lo, b_hi, 16):
             ub0 = _u64(b0)
             for n in range(n0, n1):
                 lo = _u64(indptr[n])
@@ -1618,22 +1011,6 @@ def csr_tt32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                 a13 = bn
                 a14 = bn
                 a15 = bn
-                a16 = bn
-                a17 = bn
-                a18 = bn
-                a19 = bn
-                a20 = bn
-                a21 = bn
-                a22 = bn
-                a23 = bn
-                a24 = bn
-                a25 = bn
-                a26 = bn
-                a27 = bn
-                a28 = bn
-                a29 = bn
-                a30 = bn
-                a31 = bn
                 j = lo
                 while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
@@ -1657,22 +1034,6 @@ def csr_tt32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                     a13 += v * xf[base + _u64(13)]
                     a14 += v * xf[base + _u64(14)]
                     a15 += v * xf[base + _u64(15)]
-                    a16 += v * xf[base + _u64(16)]
-                    a17 += v * xf[base + _u64(17)]
-                    a18 += v * xf[base + _u64(18)]
-                    a19 += v * xf[base + _u64(19)]
-                    a20 += v * xf[base + _u64(20)]
-                    a21 += v * xf[base + _u64(21)]
-                    a22 += v * xf[base + _u64(22)]
-                    a23 += v * xf[base + _u64(23)]
-                    a24 += v * xf[base + _u64(24)]
-                    a25 += v * xf[base + _u64(25)]
-                    a26 += v * xf[base + _u64(26)]
-                    a27 += v * xf[base + _u64(27)]
-                    a28 += v * xf[base + _u64(28)]
-                    a29 += v * xf[base + _u64(29)]
-                    a30 += v * xf[base + _u64(30)]
-                    a31 += v * xf[base + _u64(31)]
                     j += _u64(1)
                 row = out[n]
                 row[ub0 + _u64(0)] = act(a0, code, alpha, beta)
@@ -1691,22 +1052,6 @@ def csr_tt32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                 row[ub0 + _u64(13)] = act(a13, code, alpha, beta)
                 row[ub0 + _u64(14)] = act(a14, code, alpha, beta)
                 row[ub0 + _u64(15)] = act(a15, code, alpha, beta)
-                row[ub0 + _u64(16)] = act(a16, code, alpha, beta)
-                row[ub0 + _u64(17)] = act(a17, code, alpha, beta)
-                row[ub0 + _u64(18)] = act(a18, code, alpha, beta)
-                row[ub0 + _u64(19)] = act(a19, code, alpha, beta)
-                row[ub0 + _u64(20)] = act(a20, code, alpha, beta)
-                row[ub0 + _u64(21)] = act(a21, code, alpha, beta)
-                row[ub0 + _u64(22)] = act(a22, code, alpha, beta)
-                row[ub0 + _u64(23)] = act(a23, code, alpha, beta)
-                row[ub0 + _u64(24)] = act(a24, code, alpha, beta)
-                row[ub0 + _u64(25)] = act(a25, code, alpha, beta)
-                row[ub0 + _u64(26)] = act(a26, code, alpha, beta)
-                row[ub0 + _u64(27)] = act(a27, code, alpha, beta)
-                row[ub0 + _u64(28)] = act(a28, code, alpha, beta)
-                row[ub0 + _u64(29)] = act(a29, code, alpha, beta)
-                row[ub0 + _u64(30)] = act(a30, code, alpha, beta)
-                row[ub0 + _u64(31)] = act(a31, code, alpha, beta)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -1714,83 +1059,25 @@ def csr_tt16(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
     """16 batch columns per tile: out (N, mp) gets out[n, b0:b0+16] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in numba.prange((n_out + 15) // 16):
-        n0 = nb * 16
-        n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 16):
-            ub0 = _u64(b0)
-            for n in range(n0, n1):
-                lo = _u64(indptr[n])
-                hi = _u64(indptr[n + 1])
-                bn = bias[n]
-                a0 = bn
-                a1 = bn
-                a2 = bn
-                a3 = bn
-                a4 = bn
-                a5 = bn
-                a6 = bn
-                a7 = bn
-                a8 = bn
-                a9 = bn
-                a10 = bn
-                a11 = bn
-                a12 = bn
-                a13 = bn
-                a14 = bn
-                a15 = bn
-                j = lo
-                while j < hi:  # unsigned positions: no negative-index wraparound code
-                    v = values[j]
-                    base = _u64(indices[j]) * ump + ub0
-                    pf = _u64(indices[j + _u64(16)]) * ump + ub0
-                    prefetch(xf, pf)
-                    prefetch(xf, pf + _u64(16))
-                    a0 += v * xf[base + _u64(0)]
-                    a1 += v * xf[base + _u64(1)]
-                    a2 += v * xf[base + _u64(2)]
-                    a3 += v * xf[base + _u64(3)]
-                    a4 += v * xf[base + _u64(4)]
-                    a5 += v * xf[base + _u64(5)]
-                    a6 += v * xf[base + _u64(6)]
-                    a7 += v * xf[base + _u64(7)]
-                    a8 += v * xf[base + _u64(8)]
-                    a9 += v * xf[base + _u64(9)]
-                    a10 += v * xf[base + _u64(10)]
-                    a11 += v * xf[base + _u64(11)]
-                    a12 += v * xf[base + _u64(12)]
-                    a13 += v * xf[base + _u64(13)]
-                    a14 += v * xf[base + _u64(14)]
-                    a15 += v * xf[base + _u64(15)]
-                    j += _u64(1)
-                row = out[n]
-                row[ub0 + _u64(0)] = act(a0, code, alpha, beta)
-                row[ub0 + _u64(1)] = act(a1, code, alpha, beta)
-                row[ub0 + _u64(2)] = act(a2, code, alpha, beta)
-                row[ub0 + _u64(3)] = act(a3, code, alpha, beta)
-                row[ub0 + _u64(4)] = act(a4, code, alpha, beta)
-                row[ub0 + _u64(5)] = act(a5, code, alpha, beta)
-                row[ub0 + _u64(6)] = act(a6, code, alpha, beta)
-                row[ub0 + _u64(7)] = act(a7, code, alpha, beta)
-                row[ub0 + _u64(8)] = act(a8, code, alpha, beta)
-                row[ub0 + _u64(9)] = act(a9, code, alpha, beta)
-                row[ub0 + _u64(10)] = act(a10, code, alpha, beta)
-                row[ub0 + _u64(11)] = act(a11, code, alpha, beta)
-                row[ub0 + _u64(12)] = act(a12, code, alpha, beta)
-                row[ub0 + _u64(13)] = act(a13, code, alpha, beta)
-                row[ub0 + _u64(14)] = act(a14, code, alpha, beta)
-                row[ub0 + _u64(15)] = act(a15, code, alpha, beta)
+    for span_i in numba.prange((n_out + 15) // 16):
+        csr_tt16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """16 batch columns per tile: out (N, mp) gets out[n, b0:b0+16] = acc."""
+    """As the parallel one, on the calling thread."""
+    csr_tt16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
+
+
+@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+def csr_tt8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
+    """8 batch columns per tile: out (N, mp) gets out[n, b0:b0+8] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in range((n_out + 15) // 16):
+    for nb in range(span_lo, min(span_hi, (n_out + 15) // 16)):
         n0 = nb * 16
         n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 16):
+        for b0 in range(b_lo, b_hi, 8):
             ub0 = _u64(b0)
             for n in range(n0, n1):
                 lo = _u64(indptr[n])
@@ -1804,14 +1091,6 @@ def csr_tt16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                 a5 = bn
                 a6 = bn
                 a7 = bn
-                a8 = bn
-                a9 = bn
-                a10 = bn
-                a11 = bn
-                a12 = bn
-                a13 = bn
-                a14 = bn
-                a15 = bn
                 j = lo
                 while j < hi:  # unsigned positions: no negative-index wraparound code
                     v = values[j]
@@ -1827,14 +1106,6 @@ def csr_tt16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                     a5 += v * xf[base + _u64(5)]
                     a6 += v * xf[base + _u64(6)]
                     a7 += v * xf[base + _u64(7)]
-                    a8 += v * xf[base + _u64(8)]
-                    a9 += v * xf[base + _u64(9)]
-                    a10 += v * xf[base + _u64(10)]
-                    a11 += v * xf[base + _u64(11)]
-                    a12 += v * xf[base + _u64(12)]
-                    a13 += v * xf[base + _u64(13)]
-                    a14 += v * xf[base + _u64(14)]
-                    a15 += v * xf[base + _u64(15)]
                     j += _u64(1)
                 row = out[n]
                 row[ub0 + _u64(0)] = act(a0, code, alpha, beta)
@@ -1845,14 +1116,6 @@ def csr_tt16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alp
                 row[ub0 + _u64(5)] = act(a5, code, alpha, beta)
                 row[ub0 + _u64(6)] = act(a6, code, alpha, beta)
                 row[ub0 + _u64(7)] = act(a7, code, alpha, beta)
-                row[ub0 + _u64(8)] = act(a8, code, alpha, beta)
-                row[ub0 + _u64(9)] = act(a9, code, alpha, beta)
-                row[ub0 + _u64(10)] = act(a10, code, alpha, beta)
-                row[ub0 + _u64(11)] = act(a11, code, alpha, beta)
-                row[ub0 + _u64(12)] = act(a12, code, alpha, beta)
-                row[ub0 + _u64(13)] = act(a13, code, alpha, beta)
-                row[ub0 + _u64(14)] = act(a14, code, alpha, beta)
-                row[ub0 + _u64(15)] = act(a15, code, alpha, beta)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -1860,97 +1123,14 @@ def csr_tt8(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta
     """8 batch columns per tile: out (N, mp) gets out[n, b0:b0+8] = acc."""
     ump = _u64(mp)
     n_out = indptr.shape[0] - 1
-    for nb in numba.prange((n_out + 15) // 16):
-        n0 = nb * 16
-        n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 8):
-            ub0 = _u64(b0)
-            for n in range(n0, n1):
-                lo = _u64(indptr[n])
-                hi = _u64(indptr[n + 1])
-                bn = bias[n]
-                a0 = bn
-                a1 = bn
-                a2 = bn
-                a3 = bn
-                a4 = bn
-                a5 = bn
-                a6 = bn
-                a7 = bn
-                j = lo
-                while j < hi:  # unsigned positions: no negative-index wraparound code
-                    v = values[j]
-                    base = _u64(indices[j]) * ump + ub0
-                    pf = _u64(indices[j + _u64(16)]) * ump + ub0
-                    prefetch(xf, pf)
-                    prefetch(xf, pf + _u64(16))
-                    a0 += v * xf[base + _u64(0)]
-                    a1 += v * xf[base + _u64(1)]
-                    a2 += v * xf[base + _u64(2)]
-                    a3 += v * xf[base + _u64(3)]
-                    a4 += v * xf[base + _u64(4)]
-                    a5 += v * xf[base + _u64(5)]
-                    a6 += v * xf[base + _u64(6)]
-                    a7 += v * xf[base + _u64(7)]
-                    j += _u64(1)
-                row = out[n]
-                row[ub0 + _u64(0)] = act(a0, code, alpha, beta)
-                row[ub0 + _u64(1)] = act(a1, code, alpha, beta)
-                row[ub0 + _u64(2)] = act(a2, code, alpha, beta)
-                row[ub0 + _u64(3)] = act(a3, code, alpha, beta)
-                row[ub0 + _u64(4)] = act(a4, code, alpha, beta)
-                row[ub0 + _u64(5)] = act(a5, code, alpha, beta)
-                row[ub0 + _u64(6)] = act(a6, code, alpha, beta)
-                row[ub0 + _u64(7)] = act(a7, code, alpha, beta)
+    for span_i in numba.prange((n_out + 15) // 16):
+        csr_tt8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
 @numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt8_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
-    """8 batch columns per tile: out (N, mp) gets out[n, b0:b0+8] = acc."""
-    ump = _u64(mp)
-    n_out = indptr.shape[0] - 1
-    for nb in range((n_out + 15) // 16):
-        n0 = nb * 16
-        n1 = min(n_out, n0 + 16)
-        for b0 in range(b_lo, b_hi, 8):
-            ub0 = _u64(b0)
-            for n in range(n0, n1):
-                lo = _u64(indptr[n])
-                hi = _u64(indptr[n + 1])
-                bn = bias[n]
-                a0 = bn
-                a1 = bn
-                a2 = bn
-                a3 = bn
-                a4 = bn
-                a5 = bn
-                a6 = bn
-                a7 = bn
-                j = lo
-                while j < hi:  # unsigned positions: no negative-index wraparound code
-                    v = values[j]
-                    base = _u64(indices[j]) * ump + ub0
-                    pf = _u64(indices[j + _u64(16)]) * ump + ub0
-                    prefetch(xf, pf)
-                    prefetch(xf, pf + _u64(16))
-                    a0 += v * xf[base + _u64(0)]
-                    a1 += v * xf[base + _u64(1)]
-                    a2 += v * xf[base + _u64(2)]
-                    a3 += v * xf[base + _u64(3)]
-                    a4 += v * xf[base + _u64(4)]
-                    a5 += v * xf[base + _u64(5)]
-                    a6 += v * xf[base + _u64(6)]
-                    a7 += v * xf[base + _u64(7)]
-                    j += _u64(1)
-                row = out[n]
-                row[ub0 + _u64(0)] = act(a0, code, alpha, beta)
-                row[ub0 + _u64(1)] = act(a1, code, alpha, beta)
-                row[ub0 + _u64(2)] = act(a2, code, alpha, beta)
-                row[ub0 + _u64(3)] = act(a3, code, alpha, beta)
-                row[ub0 + _u64(4)] = act(a4, code, alpha, beta)
-                row[ub0 + _u64(5)] = act(a5, code, alpha, beta)
-                row[ub0 + _u64(6)] = act(a6, code, alpha, beta)
-                row[ub0 + _u64(7)] = act(a7, code, alpha, beta)
+    """As the parallel one, on the calling thread."""
+    csr_tt8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
 
 
 TILED = {64: (csr_t64, csr_t64_serial), 32: (csr_t32, csr_t32_serial), 16: (csr_t16, csr_t16_serial), 8: (csr_t8, csr_t8_serial)}
