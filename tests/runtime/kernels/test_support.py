@@ -3,6 +3,7 @@ of the kernels."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from pathlib import Path
@@ -10,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo.runtime.kernels import plan_linear, set_threads
+from zoo.runtime.kernels import _numba_env, plan_linear, set_threads
 from zoo.runtime.kernels._codegen import GENERATED, modules
 from zoo.runtime.kernels._codegen_text import span_variants
 from zoo.runtime.kernels._dense import parallel_images
-from zoo.runtime.kernels._numba_env import numba, slp_enabled
+from zoo.runtime.kernels._numba_env import kernel, numba, slp_enabled
 
 
 def test_generated_sources_are_current() -> None:
@@ -32,14 +33,15 @@ def fill(out, k):
 """
 
 
-def test_span_variants(tmp_path: Path) -> None:
-    # the three functions of a span kernel, compiled from a file as the generated modules are
-    src = span_variants(_SPAN_BODY, "void(int64[::1], int64)")
-    path = tmp_path / "fill.py"
-    path.write_text(src)
-    names: dict[str, object] = {"numba": numba, "FASTMATH": {"contract"}}
-    exec(compile(src, str(path), "exec"), names)
-    fill, serial, span = names["fill"], names["fill_serial"], names["fill_span"]
+def test_span_variants(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the three functions of a span kernel, imported from a file as the generated modules are
+    head = "import numba\nfrom zoo.runtime.kernels._numba_env import FASTMATH, kernel\n\n\n"
+    (tmp_path / "zoo_span_fill.py").write_text(
+        head + span_variants(_SPAN_BODY, "void(int64[::1], int64)")
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("zoo_span_fill")
+    fill, serial, span = module.fill, module.fill_serial, module.fill_span
     want = 10 * np.arange(37) + 3
     for f in (fill, serial):
         out = np.zeros(37, np.int64)
@@ -52,6 +54,37 @@ def test_span_variants(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out[:5], [4, 14, 0, 0, 0])
     with pytest.raises(ValueError, match="one top-level"):
         span_variants(_SPAN_BODY.replace("PRANGE", "range"), "void(int64[::1], int64)")
+
+
+def test_lazy_kernel_compiles_once_on_first_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    def twice(x):  # type: ignore[no-untyped-def]
+        for i in range(x.shape[0]):
+            x[i] *= 2
+
+    compiled_with_slp = []
+    njit = numba.njit
+
+    def spy(*args, **options):  # type: ignore[no-untyped-def]
+        compiled_with_slp.append(_numba_env.config.SLP_VECTORIZE)
+        return njit(*args, **options)
+
+    with _numba_env._slp(0):  # defined where SLP is off: compiled with it off
+        k = kernel("void(float32[::1])", nogil=True)(twice)
+    assert not k.compiled and k.__name__ == "twice"
+    monkeypatch.setattr(numba, "njit", spy)
+    outs = [np.arange(5, dtype=np.float32) for _ in range(4)]
+    threads = [threading.Thread(target=k, args=(x,)) for x in outs]  # first calls at once
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert k.compiled and compiled_with_slp == [0]
+    for x in outs:
+        np.testing.assert_array_equal(x, 2 * np.arange(5))
+    assert k.dispatcher() is k.dispatcher() and len(k.dispatcher().signatures) == 1
+    with pytest.raises(TypeError, match="No matching definition"):
+        k(np.ones(3))  # float64: the signature holds, no second compilation
+    assert compiled_with_slp == [0]
 
 
 def test_set_threads() -> None:

@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import as_strided
 from ._activation import Activation, activation_code
 from ._buffers import empty
 from ._gemm import NONE1
-from ._numba_env import numba, slp_vectorize
+from ._numba_env import kernel, numba, slp_vectorize
 from ._pool import Epilogue, matmul_into, matmul_split, run_parallel, threads
 from ._types import ConvGeometry, Kernel, Scratch
 
@@ -33,7 +33,7 @@ with slp_vectorize():
         "int64, int64, float32[:, ::1])"
     )
 
-    @numba.njit(_IM2COL_SIG, parallel=True, cache=True, nogil=True)
+    @kernel(_IM2COL_SIG, parallel=True, cache=True, nogil=True)
     def im2col_parallel(x, kh, kw, sh, sw, dh, dw, top, left, ho, wo, cols):  # type: ignore[no-untyped-def]
         # cols[(c * kh + i) * kw + j, oh * wo + ow] = x[c, ih, iw] with ih = oh * sh + i * dh
         # - top and iw = ow * sw + j * dw - left, zero outside the image (the padding): one
@@ -69,7 +69,7 @@ with slp_vectorize():
 
     _ADD_ACT_SIG = "void(float32[:, ::1], float32[:, ::1], int64, float32, float32)"
 
-    @numba.njit(_ADD_ACT_SIG, parallel=True, cache=True, nogil=True)
+    @kernel(_ADD_ACT_SIG, parallel=True, cache=True, nogil=True)
     def _residual_epilogue(y, r, code, alpha, beta):  # type: ignore[no-untyped-def]
         # y (A, L) in place: y = act(y + r), r (A, L)
         for a in numba.prange(y.shape[0]):
@@ -77,7 +77,7 @@ with slp_vectorize():
             for i in range(y.shape[1]):
                 row[i] = act(row[i] + res[i], code, alpha, beta)
 
-    @numba.njit(_ADD_ACT_SIG, cache=True, nogil=True)
+    @kernel(_ADD_ACT_SIG, cache=True, nogil=True)
     def _residual_epilogue_serial(y, r, code, alpha, beta):  # type: ignore[no-untyped-def]
         for a in range(y.shape[0]):
             row, res = y[a], r[a]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._buffers import empty, memory_order
-from ._numba_env import FASTMATH, numba
+from ._numba_env import FASTMATH, kernel, numba
 
 # numerator (odd powers 1..13) and denominator (even powers 0..8), lowest power first
 _A = tuple(
@@ -66,26 +66,26 @@ _SIG = "void(float32[::1], float32[::1])"
 # Q(x^2) has no zero on [-4, 4], so nothing changes but the speed.
 
 
-@numba.njit(_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
+@kernel(_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 def _erf_parallel(x, out):  # type: ignore[no-untyped-def]
     for i in numba.prange(x.size):
         out[i] = _erf32(x[i])
 
 
-@numba.njit(_SIG, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
+@kernel(_SIG, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 def _erf_serial(x, out):  # type: ignore[no-untyped-def]
     for i in range(x.size):
         out[i] = _erf32(x[i])
 
 
-@numba.njit(_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
+@kernel(_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 def _gelu_parallel(x, out):  # type: ignore[no-untyped-def]
     for i in numba.prange(x.size):
         v = x[i]
         out[i] = np.float32(0.5) * v * (np.float32(1.0) + _erf32(v * _SQRT_HALF))
 
 
-@numba.njit(_SIG, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
+@kernel(_SIG, fastmath=FASTMATH, cache=True, nogil=True, error_model="numpy")
 def _gelu_serial(x, out):  # type: ignore[no-untyped-def]
     for i in range(x.size):
         v = x[i]

@@ -22,7 +22,7 @@ from numba.core import types
 from numba.extending import intrinsic as _intrinsic
 
 from ._cblas import NO_TRANS, ROW_MAJOR, TRANS
-from ._numba_env import numba, slp_vectorize
+from ._numba_env import kernel, numba, slp_vectorize
 
 # numba's own type hints make mypy count ``typingctx`` as a call argument
 intrinsic: Any = _intrinsic
@@ -177,7 +177,7 @@ with slp_vectorize():
         "float32[::1], float32[::1], float32[:, ::1], int64, float32, float32)"
     )
 
-    @numba.njit(_PARTS_SIG, parallel=True, cache=True, nogil=True)
+    @kernel(_PARTS_SIG, parallel=True, cache=True, nogil=True)
     def gemm_parts(fn, ilp64, a, b, k, out, by_cols, bounds, brow, bcol, res, code, alpha, beta):  # type: ignore[no-untyped-def]
         # out = A @ B, (M, K) @ (K, N), A and B C-contiguous at addresses a and b (read-only
         # operands - constants - are passed by address: numba types them apart), in
@@ -202,7 +202,7 @@ with slp_vectorize():
         "int64[::1], float32[::1], float32[::1], float32[:, ::1], int64, float32, float32)"
     )
 
-    @numba.njit(_KSPLIT_SIG, parallel=True, cache=True, nogil=True)
+    @kernel(_KSPLIT_SIG, parallel=True, cache=True, nogil=True)
     def gemm_ksplit(  # type: ignore[no-untyped-def]
         fn, gv, ilp64, x, w, k, out, partial, bounds, brow, bcol, res, code, alpha, beta
     ):
@@ -237,7 +237,7 @@ with slp_vectorize():
         "int64, int64, int64, int64, int64[::1])"
     )
 
-    @numba.njit(_STACK_SIG, parallel=True, cache=True, nogil=True)
+    @kernel(_STACK_SIG, parallel=True, cache=True, nogil=True)
     def gemm_stack(fn, ilp64, pa, pb, pc, ta, tb, m, n, k, lda, ldb, ldc, bounds):  # type: ignore[no-untyped-def]
         # for every i: C_i = op(A_i) @ op(B_i), the matrices given by their addresses;
         # entries [bounds[p], bounds[p + 1]) are part p
@@ -254,7 +254,7 @@ with slp_vectorize():
         "int64, int64[::1])"
     )
 
-    @numba.njit(_PLANES_SIG, parallel=True, cache=True, nogil=True)
+    @kernel(_PLANES_SIG, parallel=True, cache=True, nogil=True)
     def gemm_planes(fn, ilp64, u, v, vps, m, mps, t, bounds):  # type: ignore[no-untyped-def]
         # Winograd's GEMMs: plane i of m (Cout, T) = u[i] (Cout, Cin) @ plane i of v (Cin, T),
         # the planes ``vps`` / ``mps`` floats apart in the flat v / m; planes

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._buffers import empty
-from ._numba_env import numba
+from ._numba_env import kernel, numba
 
 _SIG = (
     "void(float32[:, :, ::1], int64, int64, int64, int64, int64, int64, int64, int64, "
@@ -66,14 +66,14 @@ def _plane(xp, kh, kw, sh, sw, dh, dw, top, left, op, col):  # type: ignore[no-u
 
 
 # Two functions, not one compiled twice: numba's disk cache key ignores the flags.
-@numba.njit(_SIG, parallel=True, cache=True, nogil=True)
+@kernel(_SIG, parallel=True, cache=True, nogil=True)
 def _maxpool_parallel(x, kh, kw, sh, sw, dh, dw, top, left, out):  # type: ignore[no-untyped-def]
     for p in numba.prange(x.shape[0]):  # x (P, H, W) planes, out (P, Ho, Wo)
         col = np.empty(x.shape[2], np.float32)
         _plane(x[p], kh, kw, sh, sw, dh, dw, top, left, out[p], col)
 
 
-@numba.njit(_SIG, cache=True, nogil=True)
+@kernel(_SIG, cache=True, nogil=True)
 def _maxpool_serial(x, kh, kw, sh, sw, dh, dw, top, left, out):  # type: ignore[no-untyped-def]
     col = np.empty(x.shape[2], np.float32)
     for p in range(x.shape[0]):

@@ -21,7 +21,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from ._buffers import empty
-from ._numba_env import FASTMATH, numba
+from ._numba_env import FASTMATH, kernel, numba
 
 SERIAL_MAX = 1 << 15  # elements below which a parallel launch costs more than it saves
 # LayerNormalization is lighter per element: BERT-base's (128, 768) took 36 us on one thread
@@ -170,13 +170,13 @@ _F1 = types.float32[::1]
 _SM_SIG = types.void(_RO2, _F2, types.boolean)
 
 
-@numba.njit(_SM_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel(_SM_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def _softmax_parallel(x, y, log):  # type: ignore[no-untyped-def]
     for r in numba.prange(x.shape[0]):
         _softmax_row(x[r], y[r], log)
 
 
-@numba.njit(_SM_SIG, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel(_SM_SIG, fastmath=FASTMATH, cache=True, nogil=True)
 def _softmax_serial(x, y, log):  # type: ignore[no-untyped-def]
     for r in range(x.shape[0]):
         _softmax_row(x[r], y[r], log)
@@ -196,13 +196,13 @@ def _ln_row(x, scale, bias, eps, y, mean_out, inv_out, r):  # type: ignore[no-un
 _LN_SIG = types.void(_RO2, _RO1, _RO1, types.float32, _F2, _F1, _F1)
 
 
-@numba.njit(_LN_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel(_LN_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def _ln_parallel(x, scale, bias, eps, y, mean, inv):  # type: ignore[no-untyped-def]
     for r in numba.prange(x.shape[0]):
         _ln_row(x[r], scale, bias, eps, y[r], mean, inv, r)
 
 
-@numba.njit(_LN_SIG, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel(_LN_SIG, fastmath=FASTMATH, cache=True, nogil=True)
 def _ln_serial(x, scale, bias, eps, y, mean, inv):  # type: ignore[no-untyped-def]
     for r in range(x.shape[0]):
         _ln_row(x[r], scale, bias, eps, y[r], mean, inv, r)

@@ -24,7 +24,7 @@ import numpy as np
 from ._activation import Activation, activation_code
 from ._buffers import empty
 from ._codegen import PREFETCH_AHEAD
-from ._numba_env import numba, slp_vectorize
+from ._numba_env import kernel, numba, slp_vectorize
 from ._types import Kernel, Scratch
 
 with slp_vectorize():
@@ -85,7 +85,7 @@ with slp_vectorize():
 
     _T_SIG = "void(float32[:, ::1], float32[:, ::1])"
 
-    @numba.njit(_T_SIG, parallel=True, cache=True, nogil=True)
+    @kernel(_T_SIG, parallel=True, cache=True, nogil=True)
     def _transpose_into(x, xt):  # type: ignore[no-untyped-def]
         # xt[:C, :R] = x[:R, :C].T, R and C clipped to both shapes; the rest of xt is left
         # as it is
@@ -96,7 +96,7 @@ with slp_vectorize():
             _transpose_block(x, xt, cb, r8)
         _transpose_edges(x, xt, rr, c, r8, c8)
 
-    @numba.njit(_T_SIG, cache=True, nogil=True)
+    @kernel(_T_SIG, cache=True, nogil=True)
     def _transpose_into_serial(x, xt):  # type: ignore[no-untyped-def]
         rr = min(x.shape[0], xt.shape[1])
         c = min(x.shape[1], xt.shape[0])

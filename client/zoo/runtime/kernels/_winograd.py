@@ -31,7 +31,7 @@ from ._cblas import find_sgemm
 from ._common import act
 from ._dense import add_residual, parallel_images
 from ._gemm import gemm_planes
-from ._numba_env import FASTMATH, numba
+from ._numba_env import FASTMATH, kernel, numba
 from ._pool import run_parallel, threads
 from ._types import ConvGeometry, Kernel, Scratch
 
@@ -135,13 +135,13 @@ def _in_channel(x, c, top, left, th, tw, v, ps):  # type: ignore[no-untyped-def]
             )
 
 
-@numba.njit(_IN_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel(_IN_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def _input_parallel(x, top, left, th, tw, v, ps):  # type: ignore[no-untyped-def]
     for c in numba.prange(x.shape[0]):
         _in_channel(x, c, top, left, th, tw, v, ps)
 
 
-@numba.njit(_IN_SIG, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel(_IN_SIG, fastmath=FASTMATH, cache=True, nogil=True)
 def _input_serial(x, top, left, th, tw, v, ps):  # type: ignore[no-untyped-def]
     for c in range(x.shape[0]):
         _in_channel(x, c, top, left, th, tw, v, ps)
@@ -181,13 +181,13 @@ def _out_channel(m, ps, co, tw, bias, code, alpha, beta, y):  # type: ignore[no-
                     y[co, oi + 1, oj + 1] = act(q1 - r1 - s1 + bn, code, alpha, beta)
 
 
-@numba.njit(_OUT_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel(_OUT_SIG, parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def _output_parallel(m, ps, tw, bias, code, alpha, beta, y):  # type: ignore[no-untyped-def]
     for co in numba.prange(y.shape[0]):
         _out_channel(m, ps, co, tw, bias, code, alpha, beta, y)
 
 
-@numba.njit(_OUT_SIG, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel(_OUT_SIG, fastmath=FASTMATH, cache=True, nogil=True)
 def _output_serial(m, ps, tw, bias, code, alpha, beta, y):  # type: ignore[no-untyped-def]
     for co in range(y.shape[0]):
         _out_channel(m, ps, co, tw, bias, code, alpha, beta, y)

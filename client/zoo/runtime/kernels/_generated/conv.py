@@ -5,13 +5,13 @@
 import numpy as np
 
 from .._common import act
-from .._numba_env import FASTMATH, numba
+from .._numba_env import FASTMATH, kernel, numba
 from .._prefetch import prefetch
 
 _u64 = numba.uint64
 
 
-@numba.njit('void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, float32[:, :, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
 def conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out, span_lo, span_hi):
     """The direct conv of every row of ``out`` in ``parts`` tasks."""
     cout = out.shape[1]
@@ -457,7 +457,7 @@ def conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, cod
                     oo[i] = act(oo[i], code, alpha, beta)
 
 
-@numba.njit('void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, float32[:, :, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, float32[:, :, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def conv_all(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out):
     """The direct conv of every row of ``out`` in ``parts`` tasks."""
     cout = out.shape[1]
@@ -467,7 +467,7 @@ def conv_all(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, al
         conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out, span_i, span_i + 1)
 
 
-@numba.njit('void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, float32[:, :, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, float32[:, :, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def conv_all_serial(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out):
     """As the parallel one, on the calling thread."""
     conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out, 0, 1 << 62)

@@ -5,13 +5,13 @@
 import numpy as np
 
 from .._common import act
-from .._numba_env import FASTMATH, numba
+from .._numba_env import FASTMATH, kernel, numba
 from .._prefetch import prefetch
 
 _u64 = numba.uint64
 
 
-@numba.njit('void(float32[:, ::1], int64[::1], uint16[::1], float32[::1], float32[::1], int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[:, ::1], int64[::1], uint16[::1], float32[::1], float32[::1], int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_b1(x, indptr, indices, values, bias, code, alpha, beta, out):
     """out[m, n] = act(x[m] . W^T[n] + bias[n]); x (M, K), out (M, N), W^T (N, K) in CSR."""
     # unsigned 64-bit positions: signed ones make numba emit negative-index wraparound code
@@ -42,7 +42,7 @@ def csr_b1(x, indptr, indices, values, bias, code, alpha, beta, out):
             out[m, n] = act((a0 + a1) + (a2 + a3) + bias[n], code, alpha, beta)
 
 
-@numba.njit('void(float32[:, ::1], int64[::1], uint16[::1], float32[::1], float32[::1], int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[:, ::1], int64[::1], uint16[::1], float32[::1], float32[::1], int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_b1_serial(x, indptr, indices, values, bias, code, alpha, beta, out):
     """out[m, n] = act(x[m] . W^T[n] + bias[n]); x (M, K), out (M, N), W^T (N, K) in CSR."""
     # unsigned 64-bit positions: signed ones make numba emit negative-index wraparound code
@@ -73,7 +73,7 @@ def csr_b1_serial(x, indptr, indices, values, bias, code, alpha, beta, out):
             out[m, n] = act((a0 + a1) + (a2 + a3) + bias[n], code, alpha, beta)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
     """64 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+64]."""
     ump = _u64(mp)
@@ -295,7 +295,7 @@ def csr_t64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha,
                     row[n] = act(buf[(n - n0) * 64 + i], code, alpha, beta)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t64(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """64 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+64]."""
     ump = _u64(mp)
@@ -304,13 +304,13 @@ def csr_t64(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta
         csr_t64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """As the parallel one, on the calling thread."""
     csr_t64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
     """32 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+32]."""
     ump = _u64(mp)
@@ -436,7 +436,7 @@ def csr_t32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha,
                     row[n] = act(buf[(n - n0) * 32 + i], code, alpha, beta)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t32(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """32 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+32]."""
     ump = _u64(mp)
@@ -445,13 +445,13 @@ def csr_t32(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta
         csr_t32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """As the parallel one, on the calling thread."""
     csr_t32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
     """16 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+16]."""
     ump = _u64(mp)
@@ -529,7 +529,7 @@ def csr_t16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha,
                     row[n] = act(buf[(n - n0) * 16 + i], code, alpha, beta)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t16(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """16 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+16]."""
     ump = _u64(mp)
@@ -538,13 +538,13 @@ def csr_t16(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta
         csr_t16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """As the parallel one, on the calling thread."""
     csr_t16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
     """8 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+8]."""
     ump = _u64(mp)
@@ -598,7 +598,7 @@ def csr_t8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, 
                     row[n] = act(buf[(n - n0) * 8 + i], code, alpha, beta)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t8(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """8 batch columns per tile: acc += w[n, k] * xT[k, b0:b0+8]."""
     ump = _u64(mp)
@@ -607,13 +607,13 @@ def csr_t8(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta,
         csr_t8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_t8_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """As the parallel one, on the calling thread."""
     csr_t8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
     """64 batch columns per tile: out (N, mp) gets out[n, b0:b0+64] = acc."""
     ump = _u64(mp)
@@ -830,7 +830,7 @@ def csr_tt64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha
                 row[ub0 + _u64(63)] = act(a63, code, alpha, beta)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt64(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """64 batch columns per tile: out (N, mp) gets out[n, b0:b0+64] = acc."""
     ump = _u64(mp)
@@ -839,13 +839,13 @@ def csr_tt64(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
         csr_tt64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt64_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """As the parallel one, on the calling thread."""
     csr_tt64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
     """32 batch columns per tile: out (N, mp) gets out[n, b0:b0+32] = acc."""
     ump = _u64(mp)
@@ -966,7 +966,7 @@ def csr_tt32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha
                 row[ub0 + _u64(31)] = act(a31, code, alpha, beta)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt32(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """32 batch columns per tile: out (N, mp) gets out[n, b0:b0+32] = acc."""
     ump = _u64(mp)
@@ -975,13 +975,13 @@ def csr_tt32(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
         csr_tt32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt32_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """As the parallel one, on the calling thread."""
     csr_tt32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
     """16 batch columns per tile: out (N, mp) gets out[n, b0:b0+16] = acc."""
     ump = _u64(mp)
@@ -1054,7 +1054,7 @@ def csr_tt16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha
                 row[ub0 + _u64(15)] = act(a15, code, alpha, beta)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt16(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """16 batch columns per tile: out (N, mp) gets out[n, b0:b0+16] = acc."""
     ump = _u64(mp)
@@ -1063,13 +1063,13 @@ def csr_tt16(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, bet
         csr_tt16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt16_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """As the parallel one, on the calling thread."""
     csr_tt16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_lo, span_hi):
     """8 batch columns per tile: out (N, mp) gets out[n, b0:b0+8] = acc."""
     ump = _u64(mp)
@@ -1118,7 +1118,7 @@ def csr_tt8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha,
                 row[ub0 + _u64(7)] = act(a7, code, alpha, beta)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt8(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """8 batch columns per tile: out (N, mp) gets out[n, b0:b0+8] = acc."""
     ump = _u64(mp)
@@ -1127,7 +1127,7 @@ def csr_tt8(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta
         csr_tt8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, span_i, span_i + 1)
 
 
-@numba.njit('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def csr_tt8_serial(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out):
     """As the parallel one, on the calling thread."""
     csr_tt8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out, 0, 1 << 62)

@@ -5,13 +5,13 @@
 import numpy as np
 
 from .._common import act
-from .._numba_env import FASTMATH, numba
+from .._numba_env import FASTMATH, kernel, numba
 from .._prefetch import prefetch
 
 _u64 = numba.uint64
 
 
-@numba.njit('void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, int64, float32[:, :, ::1], int64, int64)', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
 def dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out, span_lo, span_hi):
     """The dense direct conv of every row block of ``out`` in ``parts`` tasks."""
     nb = wp.shape[0]
@@ -486,7 +486,7 @@ def dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alp
                         oo[i] = act(oo[i], code, alpha, beta)
 
 
-@numba.njit('void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, int64, float32[:, :, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, int64, float32[:, :, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
 def dense_conv_all(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out):
     """The dense direct conv of every row block of ``out`` in ``parts`` tasks."""
     nb = wp.shape[0]
@@ -496,7 +496,7 @@ def dense_conv_all(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, b
         dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out, span_i, span_i + 1)
 
 
-@numba.njit('void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, int64, float32[:, :, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, int64, float32[:, :, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
 def dense_conv_all_serial(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out):
     """As the parallel one, on the calling thread."""
     dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out, 0, 1 << 62)
