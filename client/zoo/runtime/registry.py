@@ -63,7 +63,7 @@ class OpRun:
     op_type: ClassVar[str] = ""
     domain: ClassVar[str] = ""
     since: ClassVar[int] = 1
-    #: The planned kernel's ``.kind`` ("dense-blas", "sparse-csr", ...) for weighted ops.
+    #: The planned kernel's ``.kind`` ("dense-packed", "sparse-csr-b1", ...) for weighted ops.
     kernel_kind: str | None = None
 
     def __init__(self, node: Node, ctx: BuildContext) -> None:

@@ -16,7 +16,7 @@ from runtime.kernels._reference import conv2d
 from zoo.runtime.kernels import Activation, _pool, _winograd, matmul_batched, set_threads
 from zoo.runtime.kernels._cblas import find_sgemm
 from zoo.runtime.kernels._dense import dense_conv, im2col_into, im2col_parallel
-from zoo.runtime.kernels._pool import Epilogue, matmul_into, matmul_split
+from zoo.runtime.kernels._pool import Epilogue, matmul_into
 from zoo.runtime.kernels._types import ConvGeometry
 
 
@@ -96,16 +96,6 @@ def test_matmul_into_with_epilogue(path: str, threads: int, m: int, k: int, n: i
         out = np.full((m, n), np.nan, np.float32)
         matmul_into(a, b, out, e)
         np.testing.assert_allclose(out, _reference(a, b, e), rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize(("m", "k", "n"), [(1, 4096, 1000), (2, 3001, 777), (3, 2048, 1024)])
-def test_matmul_split_over_k(path: str, threads: int, m: int, k: int, n: int) -> None:
-    # few rows: each thread takes a slice of K, the partial products are summed
-    a, b = _rand(m, k, seed=3), _constant(_rand(k, n, seed=4))
-    for e in _epilogues(m, n):
-        got = matmul_split(a, b, e)
-        np.testing.assert_allclose(got, _reference(a, b, e), rtol=1e-4, atol=1e-3)
-    assert matmul_split(a[:, :0], b[:0]).tolist() == np.zeros((m, n)).tolist()  # K = 0
 
 
 def test_matmul_batched_operands_as_they_lie(path: str, threads: int) -> None:
@@ -209,12 +199,11 @@ def test_openmp_threads_spin_briefly_only_with_cblas() -> None:
 
 def test_32_bit_cblas() -> None:
     # numpy's OpenBLAS has 64-bit integers; the 32-bit calls (other numpy builds) are
-    # checked on scipy's OpenBLAS, which has 32-bit ones: sgemm split in parts, and sgemv
-    # (one row, K split)
+    # checked on scipy's OpenBLAS, which has 32-bit ones: sgemm split in parts
     import ctypes
 
     from zoo.runtime.kernels._cblas import _works
-    from zoo.runtime.kernels._gemm import NONE1, NONE2, gemm_ksplit, gemm_parts
+    from zoo.runtime.kernels._gemm import NONE1, NONE2, gemm_parts
 
     pytest.importorskip("scipy.linalg")  # loads scipy's OpenBLAS
     from threadpoolctl import threadpool_info
@@ -223,20 +212,11 @@ def test_32_bit_cblas() -> None:
     if not paths:
         pytest.skip("scipy's 32-bit OpenBLAS is not loaded")
     lib = ctypes.CDLL(paths[0])
-    mm, mv = (
-        ctypes.cast(f, ctypes.c_void_p).value or 0
-        for f in (lib.scipy_cblas_sgemm, lib.scipy_cblas_sgemv)
-    )
-    assert _works(mm, mv, False)
+    mm = ctypes.cast(lib.scipy_cblas_sgemm, ctypes.c_void_p).value or 0
+    assert _works(mm, False)
     a, b = _rand(70, 50, seed=30), _rand(50, 90, seed=31)
     out = np.full((70, 90), np.nan, np.float32)
     bounds = np.array([0, 48, 90], np.int64)
     args = (NONE1, NONE1, NONE2, 1, np.float32(0), np.float32(0))
     gemm_parts(mm, False, a.ctypes.data, b.ctypes.data, 50, out, True, bounds, *args)
     np.testing.assert_allclose(out, np.maximum(a.astype(np.float64) @ b, 0), rtol=1e-4, atol=1e-4)
-    row, part = np.full((1, 90), np.nan, np.float32), np.full((1, 1, 90), np.nan, np.float32)
-    kb = np.array([0, 20, 50], np.int64)
-    gemm_ksplit(mm, mv, False, a.ctypes.data, b.ctypes.data, 50, row, part, kb, *args)
-    np.testing.assert_allclose(
-        row, np.maximum(a[:1].astype(np.float64) @ b, 0), rtol=1e-4, atol=1e-4
-    )

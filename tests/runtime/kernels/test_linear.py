@@ -73,9 +73,9 @@ def test_fully_dense_weight_in_sparse_kernel(m: int) -> None:
 def test_kernel_choice() -> None:
     dense, _ = _layer(64, 64, 0.0)
     sparse, _ = _layer(64, 64, 0.95)
-    assert plan_linear(dense, None).kind == "dense-blas"
+    assert plan_linear(dense, None).kind == "dense-packed"
     assert plan_linear(sparse, None).kind.startswith("sparse-csr")
-    assert plan_linear(sparse, None, sparse=False).kind == "dense-blas"
+    assert plan_linear(sparse, None, sparse=False).kind == "dense-packed"
 
 
 def test_outputs_are_fresh_and_input_untouched() -> None:
@@ -239,3 +239,30 @@ def test_dense_epilogue_on_row_and_column_blocks(threads: int, act: Activation |
             _check(plan_linear(w, None, activation=act), x, w, None, act)
     finally:
         set_threads(None)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m", [0, 1, 2, 3, 8, 13, 64])
+def test_dense_packed_residual_activation_and_tail_panel(threads: int, m: int) -> None:
+    # the packed kernel: 1-row and 8-row tiles (M padded to a multiple of 8), a last panel
+    # of 37 - 32 = 5 features, the residual and the activation applied as tiles are written;
+    # K x N large enough for the parallel path on 2 threads
+    k, n = 2100, 1061
+    w, b = _layer(k, n, 0.0, seed=m)
+    x = _x(m, k) * 0.1
+    r = np.random.default_rng(m).uniform(-1, 1, (m, n)).astype(np.float32)
+    act = Activation("clip", -0.25, 0.5)
+    try:
+        set_threads(threads)
+        f = dense_linear(w, b, act)
+        assert f.kind == "dense-packed"
+        got = f(x, r)
+    finally:
+        set_threads(None)
+    want = np.clip(x.astype(np.float64) @ w + b + r, -0.25, 0.5)
+    assert got.shape == (m, n) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="residual must have shape"):
+        f(x, r[:, :-1])
+    with pytest.raises(ValueError, match=r"linear input must be \(M, 2100\)"):
+        f(x[:, :-1])

@@ -4,7 +4,7 @@
 callable that only computes (always into a fresh array). Its ``.kind`` says which:
 
 =====================  =====================================================================
-``dense-blas``         linear: numpy's sgemm, split over the ``set_threads`` threads (``_pool``)
+``dense-packed``       linear: weight packed at plan time, 8 x 32 register tiles (``_dense``)
 ``sparse-csr-b1``      linear, batch < 3: CSR dot products, uint16 indices (``_sparse_linear``)
 ``sparse-csr-batched`` linear, batch >= 3: CSR x register tile of 64 batch columns
 ``dense-tiled-conv``   conv, dense, one group: direct, 8 output channels x 16 positions per
@@ -32,7 +32,7 @@ SLP vectorizer and briefly spinning OpenMP threads in ``_numba_env``; the kernel
 >>> from zoo.runtime.kernels import Activation, plan_linear
 >>> f = plan_linear(np.eye(4, dtype=np.float32), None, activation=Activation("relu"))
 >>> f(-np.ones((2, 4), np.float32)).tolist(), f.kind
-([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], 'dense-blas')
+([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], 'dense-packed')
 """
 
 from ._activation import Activation

@@ -39,13 +39,10 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # the CBLAS enum values
 
 @dataclass(frozen=True)
 class Sgemm:
-    """The addresses of ``cblas_sgemm`` and ``cblas_sgemv``, and whether their integers are
-    64-bit. (sgemv: a GEMM of one row, which OpenBLAS's sgemm runs several times slower -
-    the dense MLP at batch 1 went from 0.97x to 0.38x onnxruntime without it.)"""
+    """The address of ``cblas_sgemm`` and whether its integers are 64-bit."""
 
     gemm: int
     ilp64: bool
-    gemv: int
 
 
 def _numpy_blas_paths() -> list[str]:
@@ -61,27 +58,23 @@ def _numpy_blas_paths() -> list[str]:
     return sorted(paths, key=lambda p: "numpy" not in os.path.basename(os.path.dirname(p)))
 
 
-def _works(gemm: int, gemv: int, ilp64: bool) -> bool:
-    # a 2x3 @ 3x2 product and a 3-vector @ 3x2, compared with numpy: a wrong symbol fails
-    # here (or returns garbage), not inside a kernel
+def _works(gemm: int, ilp64: bool) -> bool:
+    # a 2x3 @ 3x2 product compared with numpy: a wrong symbol fails here (or returns
+    # garbage), not inside a kernel
     it = ctypes.c_int64 if ilp64 else ctypes.c_int32
     i32, f32, ptr = ctypes.c_int32, ctypes.c_float, ctypes.c_void_p
     mm = ctypes.CFUNCTYPE(None, i32, i32, i32, it, it, it, f32, ptr, it, ptr, it, f32, ptr, it)
-    mv = ctypes.CFUNCTYPE(None, i32, i32, it, it, f32, ptr, it, ptr, it, f32, ptr, it)
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     b = np.arange(6, dtype=np.float32).reshape(3, 2) - 2
     c = np.full((2, 2), np.nan, np.float32)
-    v = np.full(2, np.nan, np.float32)
     ab = (a.ctypes.data, 3, b.ctypes.data, 2)
     mm(gemm)(ROW_MAJOR, NO_TRANS, NO_TRANS, 2, 2, 3, 1.0, *ab, 0.0, c.ctypes.data, 2)
-    mv(gemv)(ROW_MAJOR, TRANS, 3, 2, 1.0, b.ctypes.data, 2, a.ctypes.data, 1, 0.0, v.ctypes.data, 1)
-    return bool(np.array_equal(c, a @ b) and np.array_equal(v, a[0] @ b))
+    return bool(np.array_equal(c, a @ b))
 
 
 @cache
 def find_sgemm() -> Sgemm | None:
-    """numpy's ``cblas_sgemm`` and ``cblas_sgemv``, or None (then the GEMMs run on the
-    Python thread pool).
+    """numpy's ``cblas_sgemm``, or None (then the GEMMs run on the Python thread pool).
 
     ``ZOO_NO_CBLAS=1`` forces None (to test and measure the fallback).
     """
@@ -94,10 +87,9 @@ def find_sgemm() -> Sgemm | None:
             continue
         for prefix, suffix, ilp64 in _SYMBOLS:
             gemm = getattr(lib, f"{prefix}sgemm{suffix}", None)
-            gemv = getattr(lib, f"{prefix}sgemv{suffix}", None)
-            if gemm is None or gemv is None:
+            if gemm is None:
                 continue
-            mm, mv = (ctypes.cast(f, ctypes.c_void_p).value or 0 for f in (gemm, gemv))
-            if mm and mv and _works(mm, mv, ilp64):
-                return Sgemm(mm, ilp64, mv)
+            mm = ctypes.cast(gemm, ctypes.c_void_p).value or 0
+            if mm and _works(mm, ilp64):
+                return Sgemm(mm, ilp64)
     return None

@@ -154,6 +154,82 @@ def _tiled_source(width: int, *, transposed: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+GEMM_COLS = 32  # output features per register tile of the dense GEMM (two AVX-512 vectors)
+GEMM_ROWS = (8, 1)  # rows per register tile: 8, or 1 for a single row (M = 1)
+
+# (xt, mp, wp, k, bias, res, code, alpha, beta, out, m, n)
+_GEMM_SIG = (
+    "void(float32[::1], int64, float32[::1], int64, float32[::1], float32[::1], int64, "
+    "float32, float32, float32[::1], int64, int64)"
+)
+
+
+def gemm_body(rows: int) -> str:
+    """Source of ``gemm_r{rows}``: out (M, N) = act(x @ W + bias [+ res]), W packed.
+
+    ``wp`` is W (K, N) packed once at plan time into panels of GEMM_COLS output features,
+    (P, K, GEMM_COLS) flattened, zero past N; ``xt`` is x transposed, (K, Mp) flattened, Mp
+    a multiple of ``rows`` (padding columns zero). A task is one panel: for each ``rows``
+    rows, a register tile of rows x GEMM_COLS accumulators (16 AVX-512 registers at 8
+    rows); per k, two vector loads of the panel and ``rows`` broadcasts of xT feed 2 x rows
+    FMAs. The tile goes through ``buf`` and is written with the bias, the residual ``res``
+    ((M, N) flattened, or empty) and the activation. No per-call packing of W, which is
+    what sgemm spends its time on at these sizes (see ``_dense``).
+    """
+    cols = GEMM_COLS
+    acc = [[f"a{r}_{j}" for j in range(cols)] for r in range(rows)]
+    lines = [
+        f"def gemm_r{rows}(xt, mp, wp, k, bias, res, code, alpha, beta, out, m, n):",
+        f'    """{rows}-row tiles over panels of {cols} output features."""',
+        "    ump = _u64(mp)",
+        "    uk = _u64(k)",
+        f"    for p in PRANGE((n + {cols - 1}) // {cols}):",
+        f"        buf = np.empty({rows * cols}, np.float32)",
+        f"        wbase = _u64(p) * uk * _u64({cols})",
+        f"        c0 = p * {cols}",
+        f"        cw = min({cols}, n - c0)",
+        f"        for i0 in range(0, mp, {rows}):",
+        "            ui0 = _u64(i0)",
+    ]
+    lines += [f"            {a} = np.float32(0.0)" for row in acc for a in row]
+    lines += [
+        "            kk = _u64(0)",
+        "            while kk < uk:  # unsigned positions: no negative-index wraparound code",
+        f"                wo = wbase + kk * _u64({cols})",
+        "                xo = kk * ump + ui0",
+    ]
+    lines += [f"                w{j} = wp[wo + _u64({j})]" for j in range(cols)]
+    lines += [f"                x{r} = xt[xo + _u64({r})]" for r in range(rows)]
+    lines += [
+        f"                {acc[r][j]} += x{r} * w{j}" for r in range(rows) for j in range(cols)
+    ]
+    lines += ["                kk += _u64(1)"]
+    lines += [
+        f"            buf[_u64({r * cols + j})] = {acc[r][j]}"
+        for r in range(rows)
+        for j in range(cols)
+    ]
+    lines += [
+        f"            for r in range(min({rows}, m - i0)):",
+        "                ob = (i0 + r) * n + c0",
+        f"                tb = r * {cols}",
+        "                for j in range(cw):",
+        "                    v = buf[tb + j] + bias[c0 + j]",
+        "                    if res.shape[0] != 0:",
+        "                        v += res[ob + j]",
+        "                    out[ob + j] = act(v, code, alpha, beta)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def gemm_module() -> str:
+    """The whole ``_generated/dense_gemm.py`` module."""
+    parts = [HEADER] + [span_variants(gemm_body(r), _GEMM_SIG) for r in GEMM_ROWS]
+    table = ", ".join(f"{r}: (gemm_r{r}, gemm_r{r}_serial)" for r in GEMM_ROWS)
+    parts.append(f"GEMM = {{{table}}}\n")
+    return "\n\n".join(parts)
+
+
 def linear_module() -> str:
     """The whole ``_generated/csr_linear.py`` module."""
     parts = [HEADER, both_variants(_B1_BODY, _B1_SIG)]
@@ -170,6 +246,7 @@ def modules() -> dict[str, str]:
     """File name -> source of every generated module."""
     return {
         "csr_linear.py": linear_module(),
+        "dense_gemm.py": gemm_module(),
         "conv.py": conv_module(),
         "dense_conv.py": dense_conv_module(),
     }

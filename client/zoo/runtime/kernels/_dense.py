@@ -1,17 +1,18 @@
-"""Dense kernels: numpy BLAS (sgemm) for linear, im2col + sgemm for grouped convs.
+"""Dense kernels: a packed-weight GEMM for linear, im2col + sgemm for grouped convs.
 
 (Dense convs of one group go to ``_dense_direct``'s tiled kernel, except where Winograd
 applies; ``dense_conv`` here serves grouped convs, and the tests check it beside the others.)
 
-The bias, a conv's residual and the activation run as one pass (``block_epilogue``) over
-each block of the GEMM output, by the thread that computed the block, right after it: the
-block is still in that core's cache, and there is no parallel launch of its own (on a busy
-2-core box a woken worker thread starts 0.05-0.3 ms late, and a ResNet-50 at batch 1 had
-about 50 such launches for its epilogues alone).
+In the sgemm paths, the bias, a conv's residual and the activation run as one pass
+(``block_epilogue``) over each block of the GEMM output, by the thread that computed the
+block, right after it: the block is still in that core's cache, and there is no parallel
+launch of its own (on a busy 2-core box a woken worker thread starts 0.05-0.3 ms late, and
+a ResNet-50 at batch 1 had about 50 such launches for its epilogues alone).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -19,11 +20,16 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._activation import Activation, activation_code
-from ._buffers import empty
+from ._buffers import aligned, empty
+from ._codegen import GEMM_COLS, GEMM_ROWS
 from ._gemm import NONE1
 from ._numba_env import kernel, numba, slp_vectorize
-from ._pool import Epilogue, matmul_into, matmul_split, run_parallel, threads
+from ._pool import SPLIT_MIN_WORK, Epilogue, matmul_into, run_parallel, threads
+from ._sparse_linear import transpose_into, transpose_into_serial
 from ._types import ConvGeometry, Kernel, Scratch
+
+with slp_vectorize():
+    from ._generated.dense_gemm import GEMM
 
 with slp_vectorize():
     from ._common import act
@@ -100,23 +106,76 @@ def add_residual(
     fn(y.reshape(rows, -1), residual.reshape(rows, -1), code, np.float32(alpha), np.float32(beta))
 
 
+_xt_local = threading.local()
+
+
+def _xt_buffer(k: int, mp: int) -> np.ndarray:
+    """A (K, Mp) float32 work array for xT, 64-byte aligned, from one buffer per thread that
+    every dense linear layer shares (grown to the largest): one per layer would keep, at
+    batch 64, (K, 8192) floats for each of BERT-base's 72 layers (2.7 GB)."""
+    buf: np.ndarray | None = getattr(_xt_local, "buf", None)
+    if buf is None or buf.size < k * mp:
+        buf = _xt_local.buf = aligned((k * mp,), np.float32)
+    return buf[: k * mp].reshape(k, mp)
+
+
 def dense_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation | None) -> Kernel:
-    """y = act(x @ weight + bias [+ residual]) with sgemm; ``weight`` (K, N)."""
-    w = np.ascontiguousarray(weight, dtype=np.float32)
+    """y = act(x @ weight + bias [+ residual]); ``weight`` (K, N), packed once here.
+
+    The weight is packed at plan time into panels of GEMM_COLS output features (``wp``, see
+    ``_codegen.gemm_body``); a call transposes x (M, K) into xT and runs register tiles of
+    8 rows (1 when M = 1) x 32 features over the panels, bias, residual and activation
+    applied as each tile is written. This replaces numpy's sgemm, which packs the weight on
+    every call: onnxruntime prepacks it at load, and that alone was its lead (MLAS with the
+    weight as a graph input ran at OpenBLAS's speed). Per call, 2 threads, ms, sgemm split
+    over the threads -> this kernel -> onnxruntime: 128x768x768 0.77 -> 0.67 -> 0.66,
+    128x768x3072 3.43 -> 2.83 -> 2.86, 128x3072x768 3.36 -> 2.76 -> 3.13, 64x4096x4096
+    13.8 -> 9.9 -> 11.8; at M = 1 (1 row, streaming W): 1024x4096 0.140 -> 0.101, 4096x4096
+    1.86 -> 1.52, 4096x1000 0.128 -> 0.100.
+    """
+    w = np.asarray(weight, dtype=np.float32)
+    k, n = w.shape
+    panels = -(-n // GEMM_COLS)
+    padded = np.zeros((k, panels * GEMM_COLS), np.float32)
+    padded[:, :n] = w
+    # (P, K, GEMM_COLS): panel p holds columns p * GEMM_COLS ... of every row of W
+    wp = np.ascontiguousarray(padded.reshape(k, panels, GEMM_COLS).transpose(1, 0, 2)).ravel()
+    del padded
+    b = np.zeros(panels * GEMM_COLS, np.float32)
+    if bias is not None:
+        b[:n] = bias
     code, alpha, beta = activation_code(act_)
-    b = NONE1 if bias is None else np.ascontiguousarray(bias, np.float32)
-    epilogue = Epilogue(bcol=b, code=code, alpha=alpha, beta=beta)
+    fa, fb = np.float32(alpha), np.float32(beta)
 
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
-        # (M, K) @ (K, N) -> (M, N), bias, residual (M, N) and activation by each part on
-        # its own block
         x = np.ascontiguousarray(x, np.float32)
-        if residual is None:
-            return matmul_split(x, w, epilogue)
-        res = np.ascontiguousarray(residual, np.float32)
-        return matmul_split(x, w, replace(epilogue, res=res))
+        if x.ndim != 2 or x.shape[1] != k:
+            raise ValueError(f"linear input must be (M, {k}), got {x.shape}")
+        m = x.shape[0]
+        res = NONE1
+        if residual is not None:
+            if residual.shape != (m, n):
+                raise ValueError(f"linear residual must have shape {(m, n)}, got {residual.shape}")
+            res = np.ascontiguousarray(residual, np.float32).reshape(-1)
+        y = empty((m, n))
+        if m == 0:
+            return y
+        rows = 1 if m == 1 else GEMM_ROWS[0]
+        mp = -(-m // rows) * rows
+        serial = numba.get_num_threads() == 1 or m * k * n < SPLIT_MIN_WORK
+        if m == 1:
+            xt = x.reshape(-1)  # (1, K): already xT
+        else:
+            xt2 = _xt_buffer(k, mp)
+            if mp > m:  # padding columns: computed, never stored; zero, not stale values
+                xt2[:, m:] = 0
+            (transpose_into_serial if serial else transpose_into)(x, xt2)
+            xt = xt2.reshape(-1)
+        fn = GEMM[rows][1 if serial else 0]
+        fn(xt, mp, wp, k, b, res, code, fa, fb, y.reshape(-1), m, n)
+        return y
 
-    return Kernel(run, "dense-blas")
+    return Kernel(run, "dense-packed")
 
 
 def im2col_into(xp: np.ndarray, geo: ConvGeometry, ho: int, wo: int, cols: np.ndarray) -> None:

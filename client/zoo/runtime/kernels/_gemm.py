@@ -21,7 +21,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic as _intrinsic
 
-from ._cblas import NO_TRANS, ROW_MAJOR, TRANS
+from ._cblas import NO_TRANS, ROW_MAJOR
 from ._numba_env import kernel, numba, slp_vectorize
 
 # numba's own type hints make mypy count ``typingctx`` as a call argument
@@ -64,36 +64,6 @@ def _sgemm(typingctx, fn, ilp64, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
                     cast(ldb_), beta_, ptrs[2], cast(ldc_),
                 ],
             )  # fmt: skip
-
-        _by_width(builder, ilp, call)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def _sgemv(typingctx, fn, ilp64, trans, m, n, a, lda, x, incx, y, incy):  # type: ignore[no-untyped-def]
-    """cblas_sgemv(RowMajor, trans, m, n, 1, a, lda, x, incx, 0, y, incy) through the
-    function's address ``fn``, with 64-bit integers if ``ilp64`` else 32-bit."""
-    sig = types.void(types.int64, types.boolean, *([types.int64] * 9))
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        fn_, ilp, trans_, m_, n_, a_, lda_, x_, incx_, y_, incy_ = args
-        i32, i64, f32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
-        vp = ir.IntType(8).as_pointer()
-
-        def call(it: ir.IntType) -> None:
-            def cast(v: ir.Value) -> ir.Value:
-                return v if it is i64 else builder.trunc(v, it)
-
-            fnty = ir.FunctionType(
-                ir.VoidType(), [i32, i32, it, it, f32, vp, it, vp, it, f32, vp, it]
-            )
-            a, x, y = (builder.inttoptr(p, vp) for p in (a_, x_, y_))
-            one, zero = ir.Constant(f32, 1.0), ir.Constant(f32, 0.0)
-            head = [ir.Constant(i32, ROW_MAJOR), builder.trunc(trans_, i32), cast(m_), cast(n_)]
-            tail = [one, a, cast(lda_), x, cast(incx_), zero, y, cast(incy_)]
-            builder.call(builder.inttoptr(fn_, fnty.as_pointer()), head + tail)
 
         _by_width(builder, ilp, call)
         return context.get_dummy_value()
@@ -195,41 +165,6 @@ with slp_vectorize():
                     b + 4 * c0, n, np.float32(0.0), _addr(out) + 4 * (r0 * n + c0), n,
                 )  # fmt: skip
                 block_epilogue(out, r0, r1, c0, c1, brow, bcol, res, code, alpha, beta)
-
-    # (fn, gv, ilp64, x, w, k, out, partial, bounds, brow, bcol, res, code, alpha, beta)
-    _KSPLIT_SIG = (
-        "void(int64, int64, boolean, int64, int64, int64, float32[:, ::1], float32[:, :, ::1], "
-        "int64[::1], float32[::1], float32[::1], float32[:, ::1], int64, float32, float32)"
-    )
-
-    @kernel(_KSPLIT_SIG, parallel=True, cache=True, nogil=True)
-    def gemm_ksplit(  # type: ignore[no-untyped-def]
-        fn, gv, ilp64, x, w, k, out, partial, bounds, brow, bcol, res, code, alpha, beta
-    ):
-        # out = X @ W, (M, K) @ (K, N) at addresses x and w, with K in parts
-        # [bounds[p], bounds[p + 1]): part 0 into out, part p into partial[p - 1]; then the
-        # sum and the epilogue (few rows: M < 2 * threads). One row is sgemv (``gv``).
-        m, n = out.shape
-        for p in numba.prange(bounds.shape[0] - 1):
-            k0, k1 = bounds[p], bounds[p + 1]
-            dst = _addr(out) if p == 0 else _addr(partial) + 4 * (p - 1) * m * n
-            if k1 > k0 and m == 1:
-                _sgemv(gv, ilp64, TRANS, k1 - k0, n, w + 4 * k0 * n, n, x + 4 * k0, 1, dst, 1)
-            elif k1 > k0:
-                _sgemm(
-                    fn, ilp64, NO_TRANS, NO_TRANS, m, n, k1 - k0, x + 4 * k0, k,
-                    w + 4 * k0 * n, n, np.float32(0.0), dst, n,
-                )  # fmt: skip
-            elif p == 0:
-                out[:] = 0
-            else:
-                partial[p - 1] = 0
-        for p in range(partial.shape[0]):
-            for i in range(m):
-                row, part = out[i], partial[p, i]
-                for j in range(n):
-                    row[j] += part[j]
-        block_epilogue(out, 0, m, 0, n, brow, bcol, res, code, alpha, beta)
 
     # (fn, ilp64, pa, pb, pc, ta, tb, m, n, k, lda, ldb, ldc, bounds)
     _STACK_SIG = (

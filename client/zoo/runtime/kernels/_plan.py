@@ -1,16 +1,23 @@
-"""Plan-time kernel choice for weighted ops: dense BLAS or a sparse kernel, per layer.
+"""Plan-time kernel choice for weighted ops: a dense or a sparse kernel, per layer.
 
 Thresholds, measured on this project's reference box (2-core AMD EPYC Zen 4, AVX-512) with
 1 thread (2-thread numbers on the shared box were too noisy to place a threshold):
 
-* linear, sparse CSR time / numpy sgemm time (``SPARSE_LINEAR_MIN``):
-    sparsity 0.70: 4096x4096 1.22 / 0.68 / 1.13 at M = 1 / 64 / 128; 768x768 1.89 / 0.84 / 0.79
+* linear, sparse CSR time / dense time (``SPARSE_LINEAR_MIN``), at M = 1 / 64 / 128, CPU
+  time. Against numpy's sgemm first:
+    sparsity 0.70: 4096x4096 1.22 / 0.68 / 1.13; 768x768 1.89 / 0.84 / 0.79
     sparsity 0.80: 4096x4096 0.68 / 0.50 / 1.20;  768x3072 1.22 / 0.49 / 0.78;
                    768x768 1.25 / 0.55 / 0.79;    4096x1000 0.91 / 0.52 / 0.71
     sparsity 0.85: 768x768 1.08 / 0.38 / 0.41;    4096x1000 0.88 / 0.37 / 0.70
+  then against the packed dense kernel that replaced it (``_dense.dense_linear``, faster):
+    sparsity 0.80: 4096x4096 0.70 / 0.54 / 0.72;  768x3072 1.22 / 0.46 / 0.47;
+                   768x768 1.51 / 0.49 / 0.50;    4096x1000 1.14 / 0.44 / 0.57
+    sparsity 0.85: 4096x4096 0.30 / 0.45 / 0.53;  768x3072 0.92 / 0.35 / 0.37;
+                   768x768 1.13 / 0.38 / 0.44;    4096x1000 0.81 / 0.32 / 0.41
   so sparse from 80% zeros: from there it wins at every batch but 1 on small layers (where
-  it loses at most 25%). Model level (bench/runtime.py, 2 threads): the 80%-sparse MLP ran
-  1.57x / 1.24x onnxruntime at batch 1 / 64, its dense form 1.11x / 0.78x.
+  it loses at most 50%, 15% from 85%). Model level (bench/runtime.py, 2 threads, against
+  sgemm): the 80%-sparse MLP ran 1.57x / 1.24x onnxruntime at batch 1 / 64, its dense form
+  1.11x / 0.78x.
 * conv, direct sparse vs im2col + sgemm (``SPARSE_CONV_MIN``), six ResNet-50 3x3 and 1x1
   layers at batch 1, summed (ms): sparsity 0.5 17.4 vs 15.6; 0.65 14.0 vs 17.3; 0.8 9.9 vs
   15.6; 0.9 3.7 vs 14.7 - the crossover is near 0.6. Measured again against the faster
@@ -65,7 +72,7 @@ def plan_linear(
     """Plan ``y = activation(x @ weight + bias)``; ``weight`` float32 (K, N), ``bias`` (N,).
 
     Returns a callable (M, K) float32 -> (M, N) float32 with a ``.kind`` attribute:
-    ``dense-blas``, or ``sparse-csr-b1`` / ``sparse-csr-batched`` when ``sparse`` and the
+    ``dense-packed``, or ``sparse-csr-b1`` / ``sparse-csr-batched`` when ``sparse`` and the
     weight has at least ``SPARSE_LINEAR_MIN`` zeros. ``transposed_out``: a sparse kernel may
     return its (M, N) result as the transpose of a C-contiguous array, the layout the next
     sparse layer reads without a copy (see ``sparse_linear``).

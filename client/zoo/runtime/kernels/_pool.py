@@ -24,7 +24,7 @@ import numpy as np
 
 from ._buffers import empty
 from ._cblas import NO_TRANS, TRANS, find_sgemm
-from ._gemm import NONE1, NONE2, block_epilogue, gemm_ksplit, gemm_parts, gemm_stack
+from ._gemm import NONE1, NONE2, block_epilogue, gemm_parts, gemm_stack
 
 # Below this many multiply-adds a split costs more (two thread hand-offs, ~20-50 us) than
 # it saves.
@@ -164,47 +164,6 @@ def matmul_into(
         run_parallel([partial(_rows, a, b, out, epilogue, *s) for s in spans])
 
 
-def matmul_split(x: np.ndarray, w: np.ndarray, epilogue: Epilogue = NO_EPILOGUE) -> np.ndarray:
-    """x @ w, (M, K) @ (K, N) -> fresh (M, N), split over the threads, with ``epilogue`` (see
-    :func:`matmul_into`); x and w C-contiguous float32.
-
-    Many rows: :func:`matmul_into`. Few rows (M < 2 * threads): each part takes a
-    contiguous block of rows of w (a slice of K) and the partial products are summed - at
-    M = 1 the GEMM streams the weight from memory, and contiguous row blocks stream faster
-    than the strided column blocks of a split by N (2 threads, ms: 4096x4096 1.12 -> 1.02,
-    4096x1000 0.40 -> 0.22, 1024x4096 0.24 -> 0.21).
-
-    Not done: letting OpenBLAS use 2 threads per call instead (``threadpoolctl`` limit
-    raised around the call). On the shared box it was faster in one run (MLP at batch 64:
-    27 -> 21 ms) and much slower in the next (42 ms; BERT 164 -> 270 ms).
-    """
-    m, k = x.shape
-    n = w.shape[1]
-    out = empty((m, n))
-    t = threads()
-    if t <= 1 or m * k * n < SPLIT_MIN_WORK or m >= 2 * t:
-        matmul_into(x, w, out, epilogue)
-        return out
-    spans = _spans(k, t)
-    sgemm = find_sgemm()
-    if sgemm is not None:
-        x, w = _c_float32(x), _c_float32(w)
-        partial_sums = np.empty((len(spans) - 1, m, n), np.float32)
-        fn, ilp64 = sgemm.gemm, sgemm.ilp64
-        x_at, w_at = x.ctypes.data, w.ctypes.data
-        gv = sgemm.gemv
-        gemm_ksplit(
-            fn, gv, ilp64, x_at, w_at, k, out, partial_sums, _bounds(spans), *epilogue.args()
-        )
-        return out
-    parts = [out] + [np.empty((m, n), np.float32) for _ in spans[1:]]
-    run_parallel([partial(_ks, x, w, p, *s) for p, s in zip(parts, spans, strict=True)])
-    for p in parts[1:]:
-        np.add(out, p, out=out)
-    epilogue.apply(out, 0, m, 0, n)
-    return out
-
-
 def _rows(
     x: np.ndarray, w: np.ndarray, out: np.ndarray, epilogue: Epilogue, lo: int, hi: int
 ) -> None:
@@ -217,10 +176,6 @@ def _cols(
 ) -> None:
     np.matmul(x, w[:, lo:hi], out=out[:, lo:hi])
     epilogue.apply(out, 0, out.shape[0], lo, hi)
-
-
-def _ks(x: np.ndarray, w: np.ndarray, out: np.ndarray, lo: int, hi: int) -> None:
-    np.matmul(x[:, lo:hi], w[lo:hi], out=out)
 
 
 def matmul_batched(a: np.ndarray, b: np.ndarray) -> np.ndarray:

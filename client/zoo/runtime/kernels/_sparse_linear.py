@@ -86,7 +86,7 @@ with slp_vectorize():
     _T_SIG = "void(float32[:, ::1], float32[:, ::1])"
 
     @kernel(_T_SIG, parallel=True, cache=True, nogil=True)
-    def _transpose_into(x, xt):  # type: ignore[no-untyped-def]
+    def transpose_into(x, xt):  # type: ignore[no-untyped-def]
         # xt[:C, :R] = x[:R, :C].T, R and C clipped to both shapes; the rest of xt is left
         # as it is
         rr = min(x.shape[0], xt.shape[1])
@@ -97,7 +97,7 @@ with slp_vectorize():
         _transpose_edges(x, xt, rr, c, r8, c8)
 
     @kernel(_T_SIG, cache=True, nogil=True)
-    def _transpose_into_serial(x, xt):  # type: ignore[no-untyped-def]
+    def transpose_into_serial(x, xt):  # type: ignore[no-untyped-def]
         rr = min(x.shape[0], xt.shape[1])
         c = min(x.shape[1], xt.shape[0])
         r8, c8 = rr // 8 * 8, c // 8 * 8
@@ -177,7 +177,7 @@ def sparse_linear(
             # output rows.
             x = np.ascontiguousarray(x)
             xt = scratch.get("xt", (k, mp))
-            (_transpose_into_serial if x.size < SERIAL_TRANSPOSE_MAX else _transpose_into)(x, xt)
+            (transpose_into_serial if x.size < SERIAL_TRANSPOSE_MAX else transpose_into)(x, xt)
         xf = xt.reshape(-1)
         transposed = transposed_out and mp == m
         # padding rows (columns, transposed) are computed, then sliced off
