@@ -242,11 +242,11 @@ def test_dense_epilogue_on_row_and_column_blocks(threads: int, act: Activation |
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("m", [0, 1, 2, 3, 8, 13, 64])
+@pytest.mark.parametrize("m", [0, 1, 2, 3, 8, 13, 64, 300])
 def test_dense_packed_residual_activation_and_tail_panel(threads: int, m: int) -> None:
     # the packed kernel: 1-row and 8-row tiles (M padded to a multiple of 8), a last panel
     # of 37 - 32 = 5 features, the residual and the activation applied as tiles are written;
-    # K x N large enough for the parallel path on 2 threads
+    # K x N large enough for the parallel path on 2 threads; 300 rows go in chunks of 64
     k, n = 2100, 1061
     w, b = _layer(k, n, 0.0, seed=m)
     x = _x(m, k) * 0.1
