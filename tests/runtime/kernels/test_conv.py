@@ -86,8 +86,8 @@ def test_kernel_choice() -> None:
     assert plan_conv2d(prune(w, 0.95, np.random.default_rng(0)), b, sparse=False, **kw).kind == (
         "dense-tiled-conv"
     )
-    _, w, b, kw = _case(CASES[3], 0.0)  # 3x3 stride 1: Winograd F(2x2, 3x3)
-    assert plan_conv2d(w, b, **kw).kind == "dense-winograd"
+    _, w, b, kw = _case(CASES[3], 0.0)  # 3x3 stride 1 (Winograd's until it was removed)
+    assert plan_conv2d(w, b, **kw).kind == "dense-tiled-conv"
     _, w, b, kw = _case(CASES[10], 0.0)
     assert plan_conv2d(w, b, **kw).kind == "dense-direct-conv"
     _, w, b, kw = _case(CASES[9], 0.0)  # 4 groups of 3 channels: im2col + sgemm per group
@@ -269,7 +269,7 @@ def test_each_input_channel_plane_starts_on_a_cache_line(case) -> None:  # type:
     ("sparsity", "stride", "k", "kind"),
     [
         (0.9, 1, 3, "sparse-direct-conv"),
-        (0.0, 1, 3, "dense-winograd"),
+        (0.0, 1, 3, "dense-tiled-conv"),
         (0.0, 2, 3, "dense-tiled-conv"),
         (0.0, 1, 1, "dense-tiled-conv"),
     ],

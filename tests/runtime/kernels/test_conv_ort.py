@@ -61,16 +61,16 @@ def test_matches_onnxruntime(xs, ws, strides, pads, dil, group, sparsity: float)
 @pytest.mark.parametrize(
     ("xs", "cout", "pads"),
     [
-        ((1, 16, 14, 14), 24, (1, 1, 1, 1)),  # batch 1: transforms and GEMMs over all threads
-        ((3, 5, 17, 12), 7, (0, 2, 1, 0)),  # odd output sizes: partial tiles, a batch
-        ((2, 3, 15, 15), 4, (2, 2, 2, 2)),  # pads of 2: whole tiles of padding
+        ((1, 16, 14, 14), 24, (1, 1, 1, 1)),  # batch 1: channel blocks over all threads
+        ((3, 5, 17, 12), 7, (0, 2, 1, 0)),  # odd output sizes, uneven pads, a batch
+        ((2, 3, 15, 15), 4, (2, 2, 2, 2)),  # pads of 2
         ((1, 8, 9, 9), 8, (0, 0, 0, 0)),  # no padding, odd output
-        ((1, 4, 6, 6), 4, (1, 1, 1, 1)),  # 9 tiles: below _winograd.MIN_TILES, im2col
+        ((1, 4, 6, 6), 4, (1, 1, 1, 1)),  # 6 rows of 8 positions: a 32-wide tile half garbage
     ],
 )
 @pytest.mark.parametrize("act", [None, "relu"])
 @pytest.mark.parametrize("residual", [False, True])
-def test_winograd_matches_onnxruntime(xs, cout, pads, act, residual) -> None:  # type: ignore[no-untyped-def]
+def test_dense_3x3_matches_onnxruntime(xs, cout, pads, act, residual) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(11)
     x = (rng.standard_normal(xs) * 4).astype(np.float32)
     w = rng.standard_normal((cout, xs[1], 3, 3)).astype(np.float32)
@@ -91,7 +91,7 @@ def test_winograd_matches_onnxruntime(xs, cout, pads, act, residual) -> None:  #
         activation=None if act is None else Activation(act),
         sparse=False,
     )
-    assert f.kind == "dense-winograd"
-    for _ in range(2):  # the second call reuses the transform buffers
+    assert f.kind == "dense-tiled-conv"
+    for _ in range(2):  # the second call reuses the work buffers
         got = f(x, r)
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))

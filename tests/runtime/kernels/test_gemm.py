@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from runtime.kernels._reference import conv2d
-from zoo.runtime.kernels import Activation, _pool, _winograd, matmul_batched, set_threads
+from zoo.runtime.kernels import Activation, _pool, matmul_batched, set_threads
 from zoo.runtime.kernels._cblas import find_sgemm
 from zoo.runtime.kernels._dense import dense_conv, im2col_into, im2col_parallel
 from zoo.runtime.kernels._pool import Epilogue, matmul_into
@@ -25,7 +25,6 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
     """Run the test on the OpenMP threads (cblas) and on the Python pool (no cblas)."""
     if request.param == "pool":
         monkeypatch.setattr(_pool, "find_sgemm", lambda: None)
-        monkeypatch.setattr(_winograd, "find_sgemm", lambda: None)
     yield request.param
 
 
@@ -149,8 +148,8 @@ def test_im2col_parallel_matches_strided_copy(
 def test_dense_conv_paths_agree(
     path: str, threads: int, c: int, hw: int, k: int, stride: int
 ) -> None:
-    # im2col (batch 1: the numba im2col and a split GEMM) and Winograd (3x3 stride 1, its 16
-    # GEMMs split over the threads), with a residual, against a float64 direct conv
+    # im2col (batch 1: the numba im2col and a split GEMM), with a residual, against a float64
+    # direct conv
     rng = np.random.default_rng(hw)
     wt = rng.uniform(-0.5, 0.5, (c + 3, c, k, k)).astype(np.float32)
     bias = rng.uniform(-0.5, 0.5, c + 3).astype(np.float32)
@@ -162,10 +161,6 @@ def test_dense_conv_paths_agree(
     want = np.maximum(conv2d(x, wt, bias, geo.strides, geo.pads, geo.dilations, 1) + res, 0)
     got = dense_conv(wt, bias, geo, relu)(x, res)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-    if _winograd.winograd_applies(wt, geo):
-        wg = _winograd.Winograd(wt, bias, geo, relu)
-        got = _winograd.winograd_conv(wg, dense_conv(wt, bias, geo, relu))(x, res)
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def _policy(**env: str) -> str:

@@ -7,10 +7,8 @@ callable that only computes (always into a fresh array). Its ``.kind`` says whic
 ``dense-packed``       linear: weight packed at plan time, 8 x 32 register tiles (``_dense``)
 ``sparse-csr-b1``      linear, batch < 3: CSR dot products, uint16 indices (``_sparse_linear``)
 ``sparse-csr-batched`` linear, batch >= 3: CSR x register tile of 64 batch columns
-``dense-tiled-conv``   conv, dense, one group: direct, 8 output channels x 16 positions per
+``dense-tiled-conv``   conv, dense, one group: direct, 8 output channels x 32 positions per
                        register tile, weights packed at plan time, no im2col (``_dense_direct``)
-``dense-winograd``     conv 3x3 stride 1, dense: Winograd F(2x2, 3x3), 16 sgemms with 2.25x
-                       fewer multiply-adds; the tiled conv below 32 output tiles (``_winograd``)
 ``dense-im2col``       conv, dense, grouped: im2col + sgemm per image and group (``_dense``)
 ``sparse-direct-conv`` conv: direct, zero weights skipped, 64 output positions per register
                        tile, strides / dilations / groups / depthwise (``_direct_conv``)

@@ -130,7 +130,8 @@ def conv_module() -> str:
 
 
 DENSE_ROWS = 8  # output channels per register tile of the dense direct conv
-DENSE_WIDTH = 16  # output positions per register tile (one AVX-512 vector)
+DENSE_WIDTH = 32  # output positions per register tile (two AVX-512 vectors)
+DENSE_PREFETCH = 128  # taps ahead whose weights each tap prefetches
 
 # (xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out)
 _DENSE_SIG = (
@@ -144,9 +145,10 @@ def dense_conv_body() -> str:
 
     Same flat input ``xb`` and tap offsets as :func:`conv_body`, but every tap of a row is
     present, so the register tile is DENSE_ROWS output channels x DENSE_WIDTH positions
-    (8 x 16: eight AVX-512 accumulators): per tap, one vector of input and eight broadcast
-    weights feed eight FMAs - the input is loaded once for eight rows, where the sparse
-    tile loads it once per nonzero. ``wp`` (blocks, K, DENSE_ROWS) holds the weights packed
+    (8 x 32: sixteen AVX-512 accumulators): per tap, two vectors of input and eight
+    broadcast weights feed sixteen FMAs - the input is loaded once for eight rows, where the
+    sparse tile loads it once per nonzero. Each tap prefetches the weights DENSE_PREFETCH
+    taps ahead (see ``_dense_direct``). ``wp`` (blocks, K, DENSE_ROWS) holds the weights packed
     once at plan time, a block's eight weights of a tap side by side (rows past ``cout`` are
     zero); ``out`` has blocks * DENSE_ROWS rows, of which the first ``cout`` are the conv's.
     Tasks are (image, block) pairs in ``parts`` contiguous runs; positions go in ``chunk``s
@@ -171,6 +173,7 @@ def dense_conv_body() -> str:
         "                cb = t - b * nb",
         "                xi = xb[b]",
         "                wb = wp[cb]",
+        "                wf = wb.reshape(wb.size)",
         "                ob = out[b]",
         f"                for q0 in range(c_lo, c_hi, {width}):",
         "                    uq0 = _u64(q0)",
@@ -180,6 +183,7 @@ def dense_conv_body() -> str:
         "                    j = _u64(0)",
         "                    while j < uk:",
         "                        base = _u64(offs[j]) + uq0",
+        f"                        prefetch(wf, (j + _u64({DENSE_PREFETCH})) * _u64({rows}))",
         "                        wr = wb[j]",
     ]
     lines += [f"                        w{r} = wr[{r}]" for r in range(rows)]

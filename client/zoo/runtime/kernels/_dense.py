@@ -1,7 +1,7 @@
 """Dense kernels: a packed-weight GEMM for linear, im2col + sgemm for grouped convs.
 
-(Dense convs of one group go to ``_dense_direct``'s tiled kernel, except where Winograd
-applies; ``dense_conv`` here serves grouped convs, and the tests check it beside the others.)
+(Dense convs of one group go to ``_dense_direct``'s tiled kernel; ``dense_conv`` here
+serves grouped convs, and the tests check it beside the others.)
 
 In the sgemm paths, the bias, a conv's residual and the activation run as one pass
 (``block_epilogue``) over each block of the GEMM output, by the thread that computed the

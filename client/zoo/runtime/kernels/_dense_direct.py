@@ -1,9 +1,9 @@
-"""Dense direct convolution: register tiles of 8 output channels x 16 positions, no im2col.
+"""Dense direct convolution: register tiles of 8 output channels x 32 positions, no im2col.
 
 The dense (unpruned) conv path for one group. It reads the same padded, phase-split, flat
 input as the sparse direct conv (``_direct_conv.DirectConv`` lays it out and gives each tap
 (ci, kh, kw) its constant offset), but every tap is present, so the tile keeps eight output
-channels in registers: per tap one vector of 16 input positions feeds eight FMAs, one per
+channels in registers: per tap two vectors of 16 input positions feed sixteen FMAs, two per
 channel, with the block's eight weights of that tap side by side in ``wp`` (packed once at
 plan time). No im2col copy, and no per-call packing of the weight as sgemm does.
 
@@ -21,10 +21,25 @@ layer              1 thread: before    1 thread: now      2 threads: before -> n
 64->256 1x1 56²    0.99 (sgemm)        1.06               1.00 -> 1.10
 =================  ==================  =================  ==================
 
-(43-56 GMAC/s on one core.) Winograd F(2x2, 3x3) does 2.25x fewer multiply-adds and stays
-ahead on the 3x3 stride-1 layers at 14x14 and 28x28 (256ch at 14x14: 1.28x onnxruntime
-against 0.86x here), even at 56x56, so ``_plan`` keeps it where it applies and uses this
-kernel for every other dense conv of one group. Tried and not kept: tiles of 4 channels x 32
+(43-56 GMAC/s on one core; those were 8 x 16 tiles on the Zen 4 box.)
+
+On the Zen 5 box (full-width AVX-512; a tile of 8 x 32 in C reaches 137 GMAC/s per core
+from L1, onnxruntime's conv 125-130) the tile became 8 channels x 32 positions: sixteen
+accumulators where eight could not keep both FMA pipes busy. Per call, 1 thread, against
+onnxruntime (time ratio, 8 x 16 -> 8 x 32; 16 x 16 and 12 x 32 were slower): the stem
+0.72x -> 0.95x, 64->256 1x1 at 56x56 0.79x -> 1.12x, 256->64 0.78x -> 1.09x, 128ch 3x3
+stride 2 0.65x -> 0.85x, 1024->256 1x1 at 14x14 0.80x -> 0.90x, 512ch 3x3 at 7x7 0.61x
+-> 0.80x, 2048->512 1x1 at 7x7 0.66x -> 0.78x, 64ch 3x3 at 56x56 0.70x -> 0.95x.
+In a whole model the weights come from memory (ResNet-50's 100 MB do not stay in the L3),
+and each layer took the time it took on a cold cache, not a warm one (2048->512 at 7x7:
+0.48 against 0.29 ms; onnxruntime 0.23 either way). So each tap prefetches the weights of
+the tap DENSE_PREFETCH (128) ahead: 4 KB ahead in the block's stream, which the hardware
+prefetchers do not cross in time (they stop at page boundaries). Cold cache, 2 threads,
+ms, none / 16 / 64 / 128 taps ahead: 512ch 3x3 at 7x7 0.89 / 0.79 / 0.73 / 0.65;
+2048->512 1x1 at 7x7 0.49 / 0.40 / 0.35 / 0.35; the 14x14 and 56x56 layers unchanged
+(their weights serve more positions). Prefetching each tile's input as well did not help.
+Whole dense ResNet-50, A/B in one process against 8 x 16 tiles without the prefetch:
+0.90x the time at batch 1 (the tile alone: 0.97x). Tried and not kept: tiles of 4 channels x 32
 positions (as fast or up to 13% slower: 256->1024 1x1 at 14x14); an 8-wide last tile, so
 that a 7x7 map's 49 positions cost 56 instead of 64 (2048->512 1x1 at 7x7: 1.16 ms against
 1.21 - its FMAs on 8 lanes are as many instructions as on 16). Found on the way: numba's
@@ -54,7 +69,7 @@ with slp_vectorize():
 def dense_direct_conv(
     weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry, act_: Activation | None
 ) -> Kernel:
-    """Plan a dense conv of one group as 8 x 16 register tiles over the flat padded input."""
+    """Plan a dense conv of one group as 8 x 32 register tiles over the flat padded input."""
     if geo.group != 1:
         raise ValueError(f"the dense tiled conv takes one group, got {geo.group}")
     w = np.asarray(weight, dtype=np.float32)
@@ -70,8 +85,8 @@ def dense_direct_conv(
     if bias is not None:
         b[:cout] = bias
     # the taps' offsets: one row of all-ones weights, in the order of w.reshape(cout, K)
-    # (positions: a multiple of the tile width, and 16 at least, where the sparse kernel
-    # computes 64: a 3x3 conv with a 2x2 output then does a quarter of the work. Planes
+    # (positions: a multiple of the tile width, and one tile at least, where the sparse kernel
+    # computes 64: a 3x3 conv with a 2x2 output then does half the work. Planes
     # not starting on a cache line, which would save the copy of a 1x1 conv's input at
     # 14x14 and 7x7, made no difference here: 0.97-1.04x the time per call.)
     taps = DirectConv(

@@ -182,22 +182,3 @@ with slp_vectorize():
                     fn, ilp64, ta, tb, m, n, k, pa[i], lda, pb[i], ldb, np.float32(0.0), pc[i],
                     ldc,
                 )  # fmt: skip
-
-    # (fn, ilp64, u, v, vps, m, mps, t, bounds)
-    _PLANES_SIG = (
-        "void(int64, boolean, float32[:, :, ::1], float32[::1], int64, float32[::1], int64, "
-        "int64, int64[::1])"
-    )
-
-    @kernel(_PLANES_SIG, parallel=True, cache=True, nogil=True)
-    def gemm_planes(fn, ilp64, u, v, vps, m, mps, t, bounds):  # type: ignore[no-untyped-def]
-        # Winograd's GEMMs: plane i of m (Cout, T) = u[i] (Cout, Cin) @ plane i of v (Cin, T),
-        # the planes ``vps`` / ``mps`` floats apart in the flat v / m; planes
-        # [bounds[p], bounds[p + 1]) are part p
-        cout, cin = u.shape[1], u.shape[2]
-        for p in numba.prange(bounds.shape[0] - 1):
-            for i in range(bounds[p], bounds[p + 1]):
-                _sgemm(
-                    fn, ilp64, NO_TRANS, NO_TRANS, cout, t, cin, _addr(u) + 4 * i * cout * cin,
-                    cin, _addr(v) + 4 * i * vps, t, np.float32(0.0), _addr(m) + 4 * i * mps, t,
-                )  # fmt: skip

@@ -21,23 +21,28 @@ Thresholds, measured on this project's reference box (2-core AMD EPYC Zen 4, AVX
 * conv, direct sparse vs im2col + sgemm (``SPARSE_CONV_MIN``), six ResNet-50 3x3 and 1x1
   layers at batch 1, summed (ms): sparsity 0.5 17.4 vs 15.6; 0.65 14.0 vs 17.3; 0.8 9.9 vs
   15.6; 0.9 3.7 vs 14.7 - the crossover is near 0.6. Measured again against the faster
-  dense path of today (the tiled direct conv, Winograd where it applies), nine ResNet-50
+  dense path of then (the tiled direct conv, Winograd where it applied), nine ResNet-50
   layers at batch 1 summed: sparsity 0.5 16.8 vs 14.5; 0.6 13.9 vs 14.9; 0.65 12.2 vs 14.7;
   0.7 10.8 vs 15.3; 0.8 7.5 vs 14.9 - still between 0.5 and 0.6.
 * depthwise convs (one input channel per group) always use the direct kernel: per-group
   GEMMs of one channel are far slower; dense weights run it with their zeros kept.
-* dense 3x3 stride-1 convs (one group, no dilation) use Winograd F(2x2, 3x3) when an image
-  has at least ``_winograd.MIN_TILES`` (32) 2x2 output tiles: ResNet-50's 3x3 layers, 1
-  thread, against onnxruntime: 64ch 56x56 0.59x -> ~0.95x, 128ch 28x28 0.78x -> ~1.1x; the
-  dense ResNet-50 at batch 1 0.67x -> 0.75x (CPU time).
-* every other dense conv of one group uses the tiled direct conv (``_dense_direct``: 8
-  output channels x 16 positions per register tile, no im2col, weights packed once), which
+* every dense conv of one group uses the tiled direct conv (``_dense_direct``: 8 output
+  channels x 32 positions per register tile, no im2col, weights packed once), which
   replaced im2col + sgemm there (per-layer numbers in its docstring; the dense ResNet-50 on
   2 threads went from 0.62-0.73x to 0.73-0.80x onnxruntime at batch 1 and from 0.71-0.81x
-  to 0.84-0.88x at batch 64, over five runs on a noisy day). Against Winograd, per call
-  (ms, 1 / 2 threads): 64ch 56x56 2.13 / 1.23 vs 2.13 / 1.10; 128ch 28x28 2.21 / 1.25 vs
-  1.66 / 0.84; 256ch 14x14 2.32 / 1.30 vs 1.53 / 0.77 - Winograd stays where it applies.
-  Grouped convs (not depthwise) keep im2col + sgemm per group.
+  to 0.84-0.88x at batch 64, over five runs on a noisy day). Grouped convs (not depthwise)
+  keep im2col + sgemm per group.
+* Winograd F(2x2, 3x3) for the dense 3x3 stride-1 convs (16 sgemms on transformed planes,
+  2.25x fewer multiply-adds) was removed once the box became a Zen 5 (full-width AVX-512:
+  onnxruntime's conv and our packed kernels reach 110-137 GMAC/s per core, OpenBLAS's
+  sgemm 65). The tiled conv then won per call (2 threads, ms, warm / cold cache, tiled vs
+  Winograd): 64ch 56x56 0.57 / 0.65 vs 0.80 / 0.85; 128ch 28x28 0.55 / 0.60 vs 0.66 /
+  0.71; 256ch 14x14 0.55 / 0.57 vs 0.59 / 0.69; and the dense ResNet-50 without Winograd
+  took 0.96x the time at batch 1 and 0.86x at batch 64 (A/B in one process). Winograd's
+  GEMMs run on the packed kernel instead of sgemm (a prototype, 111-154 GMAC/s on 2
+  threads) won only at 14x14 (0.44 against 0.55 ms). On the Zen 4 box before it, Winograd
+  won on these layers (64ch 56x56 1.23 vs 1.10 ms, 256ch 14x14 1.30 vs 0.77, against the
+  tiled conv's 8 x 16 tiles of then).
 """
 
 from __future__ import annotations
@@ -50,7 +55,6 @@ from ._dense_direct import dense_direct_conv
 from ._direct_conv import direct_conv
 from ._sparse_linear import sparse_linear
 from ._types import ConvGeometry, Kernel
-from ._winograd import Winograd, winograd_applies, winograd_conv
 
 SPARSE_LINEAR_MIN = 0.8
 SPARSE_CONV_MIN = 0.6
@@ -112,8 +116,8 @@ def plan_conv2d(
     ``pads`` is (top, left, bottom, right). Returns a callable
     (N, Cin, H, W) float32 -> (N, Cout, Ho, Wo) float32 with a ``.kind`` attribute:
     ``sparse-direct-conv`` (at least ``SPARSE_CONV_MIN`` zeros); with dense weights
-    ``dense-direct-conv`` (depthwise), ``dense-winograd`` (3x3 stride 1), ``dense-tiled-conv``
-    (one group) or ``dense-im2col`` (other grouped convs).
+    ``dense-direct-conv`` (depthwise), ``dense-tiled-conv`` (one group) or ``dense-im2col``
+    (other grouped convs).
     """
     if weight.ndim != 4:
         raise ValueError(f"conv weight must be 4-D (Cout, Cin/group, kH, kW), got {weight.shape}")
@@ -135,7 +139,4 @@ def plan_conv2d(
         return direct_conv(weight, bias, geo, activation, keep_zeros=True)
     if group > 1:
         return dense_conv(weight, bias, geo, activation)
-    tiled = dense_direct_conv(weight, bias, geo, activation)
-    if winograd_applies(weight, geo):  # dense 3x3 stride 1: F(2x2, 3x3), see _winograd
-        return winograd_conv(Winograd(weight, bias, geo, activation), tiled)
-    return tiled
+    return dense_direct_conv(weight, bias, geo, activation)
