@@ -224,75 +224,85 @@ def csr_t64_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha,
                     a62 += v * xf[base + _u64(62)]
                     a63 += v * xf[base + _u64(63)]
                     j += _u64(1)
-                o = _u64(n - n0) * _u64(64)
-                buf[o + _u64(0)] = a0
-                buf[o + _u64(1)] = a1
-                buf[o + _u64(2)] = a2
-                buf[o + _u64(3)] = a3
-                buf[o + _u64(4)] = a4
-                buf[o + _u64(5)] = a5
-                buf[o + _u64(6)] = a6
-                buf[o + _u64(7)] = a7
-                buf[o + _u64(8)] = a8
-                buf[o + _u64(9)] = a9
-                buf[o + _u64(10)] = a10
-                buf[o + _u64(11)] = a11
-                buf[o + _u64(12)] = a12
-                buf[o + _u64(13)] = a13
-                buf[o + _u64(14)] = a14
-                buf[o + _u64(15)] = a15
-                buf[o + _u64(16)] = a16
-                buf[o + _u64(17)] = a17
-                buf[o + _u64(18)] = a18
-                buf[o + _u64(19)] = a19
-                buf[o + _u64(20)] = a20
-                buf[o + _u64(21)] = a21
-                buf[o + _u64(22)] = a22
-                buf[o + _u64(23)] = a23
-                buf[o + _u64(24)] = a24
-                buf[o + _u64(25)] = a25
-                buf[o + _u64(26)] = a26
-                buf[o + _u64(27)] = a27
-                buf[o + _u64(28)] = a28
-                buf[o + _u64(29)] = a29
-                buf[o + _u64(30)] = a30
-                buf[o + _u64(31)] = a31
-                buf[o + _u64(32)] = a32
-                buf[o + _u64(33)] = a33
-                buf[o + _u64(34)] = a34
-                buf[o + _u64(35)] = a35
-                buf[o + _u64(36)] = a36
-                buf[o + _u64(37)] = a37
-                buf[o + _u64(38)] = a38
-                buf[o + _u64(39)] = a39
-                buf[o + _u64(40)] = a40
-                buf[o + _u64(41)] = a41
-                buf[o + _u64(42)] = a42
-                buf[o + _u64(43)] = a43
-                buf[o + _u64(44)] = a44
-                buf[o + _u64(45)] = a45
-                buf[o + _u64(46)] = a46
-                buf[o + _u64(47)] = a47
-                buf[o + _u64(48)] = a48
-                buf[o + _u64(49)] = a49
-                buf[o + _u64(50)] = a50
-                buf[o + _u64(51)] = a51
-                buf[o + _u64(52)] = a52
-                buf[o + _u64(53)] = a53
-                buf[o + _u64(54)] = a54
-                buf[o + _u64(55)] = a55
-                buf[o + _u64(56)] = a56
-                buf[o + _u64(57)] = a57
-                buf[o + _u64(58)] = a58
-                buf[o + _u64(59)] = a59
-                buf[o + _u64(60)] = a60
-                buf[o + _u64(61)] = a61
-                buf[o + _u64(62)] = a62
-                buf[o + _u64(63)] = a63
+                o = _u64(n - n0)
+                buf[_u64(0) + o] = a0
+                buf[_u64(16) + o] = a1
+                buf[_u64(32) + o] = a2
+                buf[_u64(48) + o] = a3
+                buf[_u64(64) + o] = a4
+                buf[_u64(80) + o] = a5
+                buf[_u64(96) + o] = a6
+                buf[_u64(112) + o] = a7
+                buf[_u64(128) + o] = a8
+                buf[_u64(144) + o] = a9
+                buf[_u64(160) + o] = a10
+                buf[_u64(176) + o] = a11
+                buf[_u64(192) + o] = a12
+                buf[_u64(208) + o] = a13
+                buf[_u64(224) + o] = a14
+                buf[_u64(240) + o] = a15
+                buf[_u64(256) + o] = a16
+                buf[_u64(272) + o] = a17
+                buf[_u64(288) + o] = a18
+                buf[_u64(304) + o] = a19
+                buf[_u64(320) + o] = a20
+                buf[_u64(336) + o] = a21
+                buf[_u64(352) + o] = a22
+                buf[_u64(368) + o] = a23
+                buf[_u64(384) + o] = a24
+                buf[_u64(400) + o] = a25
+                buf[_u64(416) + o] = a26
+                buf[_u64(432) + o] = a27
+                buf[_u64(448) + o] = a28
+                buf[_u64(464) + o] = a29
+                buf[_u64(480) + o] = a30
+                buf[_u64(496) + o] = a31
+                buf[_u64(512) + o] = a32
+                buf[_u64(528) + o] = a33
+                buf[_u64(544) + o] = a34
+                buf[_u64(560) + o] = a35
+                buf[_u64(576) + o] = a36
+                buf[_u64(592) + o] = a37
+                buf[_u64(608) + o] = a38
+                buf[_u64(624) + o] = a39
+                buf[_u64(640) + o] = a40
+                buf[_u64(656) + o] = a41
+                buf[_u64(672) + o] = a42
+                buf[_u64(688) + o] = a43
+                buf[_u64(704) + o] = a44
+                buf[_u64(720) + o] = a45
+                buf[_u64(736) + o] = a46
+                buf[_u64(752) + o] = a47
+                buf[_u64(768) + o] = a48
+                buf[_u64(784) + o] = a49
+                buf[_u64(800) + o] = a50
+                buf[_u64(816) + o] = a51
+                buf[_u64(832) + o] = a52
+                buf[_u64(848) + o] = a53
+                buf[_u64(864) + o] = a54
+                buf[_u64(880) + o] = a55
+                buf[_u64(896) + o] = a56
+                buf[_u64(912) + o] = a57
+                buf[_u64(928) + o] = a58
+                buf[_u64(944) + o] = a59
+                buf[_u64(960) + o] = a60
+                buf[_u64(976) + o] = a61
+                buf[_u64(992) + o] = a62
+                buf[_u64(1008) + o] = a63
+            nn = n1 - n0
             for i in range(64):
-                row = out[b0 + i]
-                for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 64 + i], code, alpha, beta)
+                src = buf[i * 16 : i * 16 + nn]
+                dst = out[b0 + i, n0:n1]
+                if code == 0:
+                    for j in range(nn):
+                        dst[j] = src[j]
+                elif code == 1:
+                    for j in range(nn):
+                        v = src[j]
+                        dst[j] = v if v > 0 else np.float32(0.0)
+                else:
+                    for j in range(nn):
+                        dst[j] = act(src[j], code, alpha, beta)
 
 
 @kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -397,43 +407,53 @@ def csr_t32_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha,
                     a30 += v * xf[base + _u64(30)]
                     a31 += v * xf[base + _u64(31)]
                     j += _u64(1)
-                o = _u64(n - n0) * _u64(32)
-                buf[o + _u64(0)] = a0
-                buf[o + _u64(1)] = a1
-                buf[o + _u64(2)] = a2
-                buf[o + _u64(3)] = a3
-                buf[o + _u64(4)] = a4
-                buf[o + _u64(5)] = a5
-                buf[o + _u64(6)] = a6
-                buf[o + _u64(7)] = a7
-                buf[o + _u64(8)] = a8
-                buf[o + _u64(9)] = a9
-                buf[o + _u64(10)] = a10
-                buf[o + _u64(11)] = a11
-                buf[o + _u64(12)] = a12
-                buf[o + _u64(13)] = a13
-                buf[o + _u64(14)] = a14
-                buf[o + _u64(15)] = a15
-                buf[o + _u64(16)] = a16
-                buf[o + _u64(17)] = a17
-                buf[o + _u64(18)] = a18
-                buf[o + _u64(19)] = a19
-                buf[o + _u64(20)] = a20
-                buf[o + _u64(21)] = a21
-                buf[o + _u64(22)] = a22
-                buf[o + _u64(23)] = a23
-                buf[o + _u64(24)] = a24
-                buf[o + _u64(25)] = a25
-                buf[o + _u64(26)] = a26
-                buf[o + _u64(27)] = a27
-                buf[o + _u64(28)] = a28
-                buf[o + _u64(29)] = a29
-                buf[o + _u64(30)] = a30
-                buf[o + _u64(31)] = a31
+                o = _u64(n - n0)
+                buf[_u64(0) + o] = a0
+                buf[_u64(16) + o] = a1
+                buf[_u64(32) + o] = a2
+                buf[_u64(48) + o] = a3
+                buf[_u64(64) + o] = a4
+                buf[_u64(80) + o] = a5
+                buf[_u64(96) + o] = a6
+                buf[_u64(112) + o] = a7
+                buf[_u64(128) + o] = a8
+                buf[_u64(144) + o] = a9
+                buf[_u64(160) + o] = a10
+                buf[_u64(176) + o] = a11
+                buf[_u64(192) + o] = a12
+                buf[_u64(208) + o] = a13
+                buf[_u64(224) + o] = a14
+                buf[_u64(240) + o] = a15
+                buf[_u64(256) + o] = a16
+                buf[_u64(272) + o] = a17
+                buf[_u64(288) + o] = a18
+                buf[_u64(304) + o] = a19
+                buf[_u64(320) + o] = a20
+                buf[_u64(336) + o] = a21
+                buf[_u64(352) + o] = a22
+                buf[_u64(368) + o] = a23
+                buf[_u64(384) + o] = a24
+                buf[_u64(400) + o] = a25
+                buf[_u64(416) + o] = a26
+                buf[_u64(432) + o] = a27
+                buf[_u64(448) + o] = a28
+                buf[_u64(464) + o] = a29
+                buf[_u64(480) + o] = a30
+                buf[_u64(496) + o] = a31
+            nn = n1 - n0
             for i in range(32):
-                row = out[b0 + i]
-                for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 32 + i], code, alpha, beta)
+                src = buf[i * 16 : i * 16 + nn]
+                dst = out[b0 + i, n0:n1]
+                if code == 0:
+                    for j in range(nn):
+                        dst[j] = src[j]
+                elif code == 1:
+                    for j in range(nn):
+                        v = src[j]
+                        dst[j] = v if v > 0 else np.float32(0.0)
+                else:
+                    for j in range(nn):
+                        dst[j] = act(src[j], code, alpha, beta)
 
 
 @kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -506,27 +526,37 @@ def csr_t16_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha,
                     a14 += v * xf[base + _u64(14)]
                     a15 += v * xf[base + _u64(15)]
                     j += _u64(1)
-                o = _u64(n - n0) * _u64(16)
-                buf[o + _u64(0)] = a0
-                buf[o + _u64(1)] = a1
-                buf[o + _u64(2)] = a2
-                buf[o + _u64(3)] = a3
-                buf[o + _u64(4)] = a4
-                buf[o + _u64(5)] = a5
-                buf[o + _u64(6)] = a6
-                buf[o + _u64(7)] = a7
-                buf[o + _u64(8)] = a8
-                buf[o + _u64(9)] = a9
-                buf[o + _u64(10)] = a10
-                buf[o + _u64(11)] = a11
-                buf[o + _u64(12)] = a12
-                buf[o + _u64(13)] = a13
-                buf[o + _u64(14)] = a14
-                buf[o + _u64(15)] = a15
+                o = _u64(n - n0)
+                buf[_u64(0) + o] = a0
+                buf[_u64(16) + o] = a1
+                buf[_u64(32) + o] = a2
+                buf[_u64(48) + o] = a3
+                buf[_u64(64) + o] = a4
+                buf[_u64(80) + o] = a5
+                buf[_u64(96) + o] = a6
+                buf[_u64(112) + o] = a7
+                buf[_u64(128) + o] = a8
+                buf[_u64(144) + o] = a9
+                buf[_u64(160) + o] = a10
+                buf[_u64(176) + o] = a11
+                buf[_u64(192) + o] = a12
+                buf[_u64(208) + o] = a13
+                buf[_u64(224) + o] = a14
+                buf[_u64(240) + o] = a15
+            nn = n1 - n0
             for i in range(16):
-                row = out[b0 + i]
-                for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 16 + i], code, alpha, beta)
+                src = buf[i * 16 : i * 16 + nn]
+                dst = out[b0 + i, n0:n1]
+                if code == 0:
+                    for j in range(nn):
+                        dst[j] = src[j]
+                elif code == 1:
+                    for j in range(nn):
+                        v = src[j]
+                        dst[j] = v if v > 0 else np.float32(0.0)
+                else:
+                    for j in range(nn):
+                        dst[j] = act(src[j], code, alpha, beta)
 
 
 @kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
@@ -583,19 +613,29 @@ def csr_t8_span(xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, 
                     a6 += v * xf[base + _u64(6)]
                     a7 += v * xf[base + _u64(7)]
                     j += _u64(1)
-                o = _u64(n - n0) * _u64(8)
-                buf[o + _u64(0)] = a0
-                buf[o + _u64(1)] = a1
-                buf[o + _u64(2)] = a2
-                buf[o + _u64(3)] = a3
-                buf[o + _u64(4)] = a4
-                buf[o + _u64(5)] = a5
-                buf[o + _u64(6)] = a6
-                buf[o + _u64(7)] = a7
+                o = _u64(n - n0)
+                buf[_u64(0) + o] = a0
+                buf[_u64(16) + o] = a1
+                buf[_u64(32) + o] = a2
+                buf[_u64(48) + o] = a3
+                buf[_u64(64) + o] = a4
+                buf[_u64(80) + o] = a5
+                buf[_u64(96) + o] = a6
+                buf[_u64(112) + o] = a7
+            nn = n1 - n0
             for i in range(8):
-                row = out[b0 + i]
-                for n in range(n0, n1):
-                    row[n] = act(buf[(n - n0) * 8 + i], code, alpha, beta)
+                src = buf[i * 16 : i * 16 + nn]
+                dst = out[b0 + i, n0:n1]
+                if code == 0:
+                    for j in range(nn):
+                        dst[j] = src[j]
+                elif code == 1:
+                    for j in range(nn):
+                        v = src[j]
+                        dst[j] = v if v > 0 else np.float32(0.0)
+                else:
+                    for j in range(nn):
+                        dst[j] = act(src[j], code, alpha, beta)
 
 
 @kernel('void(float32[::1], int64, int64[::1], uint16[::1], float32[::1], float32[::1], int64, int64, int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
