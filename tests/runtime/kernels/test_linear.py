@@ -266,3 +266,27 @@ def test_dense_packed_residual_activation_and_tail_panel(threads: int, m: int) -
         f(x, r[:, :-1])
     with pytest.raises(ValueError, match=r"linear input must be \(M, 2100\)"):
         f(x[:, :-1])
+
+
+def test_linear_layers_share_one_transpose_buffer_per_thread() -> None:
+    # every linear kernel that transposes its input (dense, and sparse at M >= 3) does it
+    # into one per-thread work buffer: interleaved layers of different K overwrite it between
+    # calls and must still be right, and the buffer is as large as the largest xT, not one
+    # per layer (BERT-base at batch 64 kept 25 MB per layer)
+    from zoo.runtime.kernels import _buffers
+
+    layers = [
+        (sparse_linear, *_layer(300, 96, 0.9, seed=1)),
+        (dense_linear, *_layer(200, 40, 0.0, seed=2)),
+        (sparse_linear, *_layer(37, 53, 0.85, seed=3)),
+    ]
+    kernels = [(make(w, b, None), w, b) for make, w, b in layers]
+    _buffers._work.buf = None  # grown by earlier tests on this thread
+    for m in (70, 13, 70):  # M padded to 72 and 16: padding columns hold the last layer's data
+        for f, w, b in kernels:
+            x = _x(m, w.shape[0], seed=m)
+            _check(f, x, w, b, None)
+    buf = _buffers._work.buf
+    assert buf.size == 300 * 72  # the largest K x Mp of the three
+    assert buf.ctypes.data % _buffers.ALIGN == 0
+    assert _buffers.work_buffer(10).ctypes.data == buf.ctypes.data  # reused, not reallocated

@@ -12,7 +12,6 @@ a ResNet-50 at batch 1 had about 50 such launches for its epilogues alone).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -20,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._activation import Activation, activation_code
-from ._buffers import aligned, empty
+from ._buffers import empty, work_buffer
 from ._codegen import GEMM_COLS, GEMM_ROWS
 from ._gemm import NONE1
 from ._numba_env import kernel, numba, slp_vectorize
@@ -106,18 +105,7 @@ def add_residual(
     fn(y.reshape(rows, -1), residual.reshape(rows, -1), code, np.float32(alpha), np.float32(beta))
 
 
-_xt_local = threading.local()
 _L2_HALF = 1 << 19  # bytes of xT one chunk of rows may take: half the 1 MB L2
-
-
-def _xt_buffer(k: int, mp: int) -> np.ndarray:
-    """A (K, Mp) float32 work array for xT, 64-byte aligned, from one buffer per thread that
-    every dense linear layer shares (grown to the largest): one per layer would keep, at
-    batch 64, (K, 8192) floats for each of BERT-base's 72 layers (2.7 GB)."""
-    buf: np.ndarray | None = getattr(_xt_local, "buf", None)
-    if buf is None or buf.size < k * mp:
-        buf = _xt_local.buf = aligned((k * mp,), np.float32)
-    return buf[: k * mp].reshape(k, mp)
 
 
 def dense_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation | None) -> Kernel:
@@ -175,7 +163,7 @@ def dense_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation |
             r1 = min(m, r0 + chunk)
             mc = r1 - r0
             mp = -(-mc // rows) * rows
-            xt = _xt_buffer(k, mp)
+            xt = work_buffer(k * mp).reshape(k, mp)
             if mp > mc:  # padding columns: computed, never stored; zero, not stale values
                 xt[:, mc:] = 0
             (transpose_into_serial if serial else transpose_into)(x[r0:r1], xt)

@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._activation import Activation, activation_code
-from ._buffers import empty
+from ._buffers import empty, work_buffer
 from ._codegen import PREFETCH_AHEAD
 from ._numba_env import kernel, numba, slp_vectorize
-from ._types import Kernel, Scratch
+from ._types import Kernel
 
 with slp_vectorize():
     from ._generated.csr_linear import TILED, TILED_T, csr_b1, csr_b1_serial
@@ -149,7 +149,6 @@ def sparse_linear(
     b = np.zeros(n, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
     code, alpha, beta = activation_code(act_)
     fa, fb = np.float32(alpha), np.float32(beta)
-    scratch = Scratch()
 
     def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         y = compute(np.asarray(x, dtype=np.float32))
@@ -176,7 +175,7 @@ def sparse_linear(
             # Padding columns may hold another call's data: they only feed the sliced-off
             # output rows.
             x = np.ascontiguousarray(x)
-            xt = scratch.get("xt", (k, mp))
+            xt = work_buffer(k * mp).reshape(k, mp)
             (transpose_into_serial if x.size < SERIAL_TRANSPOSE_MAX else transpose_into)(x, xt)
         xf = xt.reshape(-1)
         transposed = transposed_out and mp == m
