@@ -60,6 +60,25 @@ def test_benchmark_a_local_folder_with_each_engine(run: CliRunner, tmp_path: Pat
     assert r.exit_code == 2
 
 
+def test_benchmark_says_what_it_waits_for_on_a_terminal(
+    run: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a first run compiles kernels for up to a minute: a terminal shows why it waits (on a
+    # pipe, rich prints no spinner, and --json output stays clean: the test above)
+    import io
+
+    from rich.console import Console
+
+    import zoo.cli.benchmark as cli_benchmark
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_benchmark, "err", Console(file=screen, force_terminal=True, width=200))
+    r = run.invoke(app, ["benchmark", str(model_folder(tmp_path)), "--seconds", "0.2"])
+    assert r.exit_code == 0, r.output
+    assert "its first run compiles the kernels it needs" in screen.getvalue()
+    assert "throughput" in r.stdout
+
+
 def test_benchmark_a_stub(hub: Hub, published: Published, run: CliRunner) -> None:
     r = run.invoke(app, ["--endpoint", hub.url, "benchmark", published.stub, "--seconds", "0.2"])
     assert r.exit_code == 0, r.output

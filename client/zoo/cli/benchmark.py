@@ -34,15 +34,24 @@ def benchmark(
 
     with fail_on_errors():
         path = local_onnx(ctx, target)
+    # a spinner on a terminal only (rich shows nothing otherwise): a model's first run
+    # compiles the kernels its plan uses, 1-60 s with nothing else to see
+    status = (
+        f"planning {target}; its first run compiles the kernels it needs (cached for later "
+        f"runs), then {seconds:g} s of measurement"
+        if engine != "onnxruntime"
+        else f"measuring {target} for {seconds:g} s"
+    )
     try:
-        result = run_benchmark(
-            path,
-            batch_size=batch_size,
-            seconds=seconds,
-            warmup=warmup,
-            threads=threads,
-            engine=engine,
-        )
+        with err.status(status):
+            result = run_benchmark(
+                path,
+                batch_size=batch_size,
+                seconds=seconds,
+                warmup=warmup,
+                threads=threads,
+                engine=engine,
+            )
     except (ZooRuntimeError, RuntimeError, ValueError) as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from e
