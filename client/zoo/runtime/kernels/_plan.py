@@ -1,7 +1,8 @@
 """Plan-time kernel choice for weighted ops: a dense or a sparse kernel, per layer.
 
-Thresholds, measured on this project's reference box (2-core AMD EPYC Zen 4, AVX-512) with
-1 thread (2-thread numbers on the shared box were too noisy to place a threshold):
+Thresholds, measured on this project's reference box (2-core AMD EPYC Zen 4, AVX-512, and
+since session 10 a Zen 5 with full-width AVX-512) with 1 thread (2-thread numbers on the
+shared box were too noisy to place a threshold):
 
 * linear, sparse CSR time / dense time (``SPARSE_LINEAR_MIN``), at M = 1 / 64 / 128, CPU
   time. Against numpy's sgemm first:
@@ -17,13 +18,23 @@ Thresholds, measured on this project's reference box (2-core AMD EPYC Zen 4, AVX
   so sparse from 80% zeros: from there it wins at every batch but 1 on small layers (where
   it loses at most 50%, 15% from 85%). Model level (bench/runtime.py, 2 threads, against
   sgemm): the 80%-sparse MLP ran 1.57x / 1.24x onnxruntime at batch 1 / 64, its dense form
-  1.11x / 0.78x.
+  1.11x / 0.78x. Measured again on the Zen 5 box (same method):
+    sparsity 0.70: 768x768 1.81 / 0.88 / 0.74;  4096x4096 0.97 / 0.80 / 1.06
+    sparsity 0.75: 768x768 1.45 / 0.74 / 0.63;  4096x4096 0.79 / 0.63 / 0.88
+    sparsity 0.80: 768x768 1.37 / 0.58 / 0.53;  768x3072 1.31 / 0.56 / 0.49;
+                   3072x768 1.13 / 0.55 / 0.66; 4096x4096 0.59 / 0.50 / 0.69;
+                   4096x1000 1.23 / 0.58 / 0.66
+  - the same picture, so 0.8 stays.
 * conv, direct sparse vs im2col + sgemm (``SPARSE_CONV_MIN``), six ResNet-50 3x3 and 1x1
   layers at batch 1, summed (ms): sparsity 0.5 17.4 vs 15.6; 0.65 14.0 vs 17.3; 0.8 9.9 vs
   15.6; 0.9 3.7 vs 14.7 - the crossover is near 0.6. Measured again against the faster
   dense path of then (the tiled direct conv, Winograd where it applied), nine ResNet-50
   layers at batch 1 summed: sparsity 0.5 16.8 vs 14.5; 0.6 13.9 vs 14.9; 0.65 12.2 vs 14.7;
-  0.7 10.8 vs 15.3; 0.8 7.5 vs 14.9 - still between 0.5 and 0.6.
+  0.7 10.8 vs 15.3; 0.8 7.5 vs 14.9 - still between 0.5 and 0.6. On the Zen 5 box, against
+  the 8 x 32 tiled conv, nine layers summed, 1 thread, CPU time: 0.3 13.6 vs 11.1; 0.4 11.5;
+  0.5 9.8; 0.6 8.0; 0.7 6.1; 0.8 4.4 - the crossover moved down to about 0.42. The threshold
+  stays at 0.6, above both boxes' crossovers: a model pruned to 45-60% leaves up to 15% on
+  the table here rather than losing 16% on the other box.
 * depthwise convs (one input channel per group) always use the direct kernel: per-group
   GEMMs of one channel are far slower; dense weights run it with their zeros kept.
 * every dense conv of one group uses the tiled direct conv (``_dense_direct``: 8 output
