@@ -36,11 +36,13 @@ def benchmark(
         path = local_onnx(ctx, target)
     # a spinner on a terminal only (rich shows nothing otherwise): a model's first run
     # compiles the kernels its plan uses, 1-60 s with nothing else to see
+    from rich.markup import escape
+
     status = (
-        f"planning {target}; its first run compiles the kernels it needs (cached for later "
-        f"runs), then {seconds:g} s of measurement"
+        f"planning {escape(target)}; its first run compiles the kernels it needs (cached for "
+        f"later runs), then {seconds:g} s of measurement"
         if engine != "onnxruntime"
-        else f"measuring {target} for {seconds:g} s"
+        else f"measuring {escape(target)} for {seconds:g} s"
     )
     try:
         with err.status(status):

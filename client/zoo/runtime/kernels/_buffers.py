@@ -71,7 +71,7 @@ def work_buffer(size: int) -> np.ndarray:
     """
     buf: np.ndarray | None = getattr(_work, "buf", None)
     if buf is None or buf.size < size:
-        buf = None  # let the old one go before the new one is allocated
+        buf = _work.buf = None  # the old one goes before the larger one is allocated
         buf = _work.buf = aligned((size,), np.float32)
     return buf[:size]
 

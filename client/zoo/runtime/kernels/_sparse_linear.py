@@ -172,8 +172,8 @@ def sparse_linear(
         else:
             mp = (m + 7) // 8 * 8
             # (M, K) -> (K, Mp): each nonzero then reads a contiguous row slice of xT.
-            # Padding columns may hold another call's data: they only feed the sliced-off
-            # output rows.
+            # Padding columns may hold another call's or layer's data (the buffer is shared):
+            # they only feed the sliced-off output rows.
             x = np.ascontiguousarray(x)
             xt = work_buffer(k * mp).reshape(k, mp)
             (transpose_into_serial if x.size < SERIAL_TRANSPOSE_MAX else transpose_into)(x, xt)
