@@ -72,10 +72,13 @@ def test_benchmark_says_what_it_waits_for_on_a_terminal(
     import zoo.cli.benchmark as cli_benchmark
 
     screen = io.StringIO()
-    monkeypatch.setattr(cli_benchmark, "err", Console(file=screen, force_terminal=True, width=200))
-    r = run.invoke(app, ["benchmark", str(model_folder(tmp_path)), "--seconds", "0.2"])
+    monkeypatch.setattr(cli_benchmark, "err", Console(file=screen, force_terminal=True, width=300))
+    folder = model_folder(tmp_path / "[red]models")  # a path that looks like rich markup
+    r = run.invoke(app, ["benchmark", str(folder), "--seconds", "0.2"])
     assert r.exit_code == 0, r.output
-    assert "its first run compiles the kernels it needs" in screen.getvalue()
+    shown = screen.getvalue()
+    assert "its first run compiles the kernels it needs" in shown
+    assert "[red]models" in shown  # printed as it is, not taken for a style
     assert "throughput" in r.stdout
 
 
