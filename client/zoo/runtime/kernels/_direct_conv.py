@@ -148,7 +148,7 @@ class DirectConv:
         plane = -(-(hq * wq) // 16) * 16
         offs = (slot[tap_phase] * c + self.ci) * plane + (eh // sh) * wq + ew // sw
         # positions computed: a multiple of the tile (8 for the sparse kernel: its tail runs
-        # as 32 + 16 + 8 wide tiles; 16 for the dense tiled one), and for the sparse kernel at
+        # as 32 + 16 + 8 wide tiles; 32 for the dense tiled one), and for the sparse kernel at
         # least 64: one 64-wide tile beats 32 + 16 + 8 (ResNet's 7x7 maps, 1x1 conv: 1.96x ->
         # 2.51x ORT), while rounding 196 positions up to 256 lost (2.94x -> 2.43x)
         lp = max(self.min_positions, -(-(ho * wq) // self.tile) * self.tile)
