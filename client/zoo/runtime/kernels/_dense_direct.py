@@ -34,7 +34,7 @@ In a whole model the weights come from memory (ResNet-50's 100 MB do not stay in
 and each layer took the time it took on a cold cache, not a warm one (2048->512 at 7x7:
 0.48 against 0.29 ms; onnxruntime 0.23 either way). So each tap prefetches the weights of
 the tap DENSE_PREFETCH (128) ahead: 4 KB ahead in the block's stream, which the hardware
-prefetchers do not cross in time (they stop at page boundaries). Cold cache, 2 threads,
+prefetchers did not fetch in time on their own. Cold cache, 2 threads,
 ms, none / 16 / 64 / 128 taps ahead: 512ch 3x3 at 7x7 0.89 / 0.79 / 0.73 / 0.65;
 2048->512 1x1 at 7x7 0.49 / 0.40 / 0.35 / 0.35; the 14x14 and 56x56 layers unchanged
 (their weights serve more positions). Prefetching each tile's input as well did not help.
