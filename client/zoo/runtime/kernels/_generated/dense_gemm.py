@@ -283,6 +283,8 @@ def gemm_r8_span(xt, mp, wp, k, bias, res, code, alpha, beta, out, m, n, span_lo
             while kk < uk:  # unsigned positions: no negative-index wraparound code
                 wo = wbase + kk * _u64(32)
                 xo = kk * ump + ui0
+                prefetch(wp, wo + _u64(1024))
+                prefetch(wp, wo + _u64(1040))
                 w0 = wp[wo + _u64(0)]
                 w1 = wp[wo + _u64(1)]
                 w2 = wp[wo + _u64(2)]
