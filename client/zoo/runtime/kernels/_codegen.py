@@ -224,7 +224,7 @@ def gemm_body(rows: int) -> str:
         f"                wo = wbase + kk * _u64({cols})",
         "                xo = kk * ump + ui0",
     ]
-    if rows > 1:  # the panel's rows GEMM_PREFETCH ahead (two cache lines each); see below
+    if rows > 1:  # the panel row GEMM_PREFETCH steps ahead (two cache lines); see GEMM_PREFETCH
         lines += [
             f"                prefetch(wp, wo + _u64({GEMM_PREFETCH * cols}))",
             f"                prefetch(wp, wo + _u64({GEMM_PREFETCH * cols + 16}))",
