@@ -33,8 +33,10 @@ shared box were too noisy to place a threshold):
   0.7 10.8 vs 15.3; 0.8 7.5 vs 14.9 - still between 0.5 and 0.6. On the Zen 5 box, against
   the 8 x 32 tiled conv, nine layers summed, 1 thread, CPU time: 0.3 13.6 vs 11.1; 0.4 11.5;
   0.5 9.8; 0.6 8.0; 0.7 6.1; 0.8 4.4 - the crossover moved down to about 0.42. The threshold
-  stays at 0.6, above both boxes' crossovers: a model pruned to 45-60% leaves up to 15% on
-  the table here rather than losing 16% on the other box.
+  stays at 0.6, above both boxes' crossovers, so no conv is made slower on either: a model
+  pruned to 45-60% runs its convs dense here, which costs it up to 1.4x (at 0.6: 11.1
+  against 8.0 ms), while a threshold of 0.5 would make a 50%-pruned model's convs 16%
+  slower on the other box.
 * depthwise convs (one input channel per group) always use the direct kernel: per-group
   GEMMs of one channel are far slower; dense weights run it with their zeros kept.
 * every dense conv of one group uses the tiled direct conv (``_dense_direct``: 8 output
