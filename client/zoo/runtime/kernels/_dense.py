@@ -19,19 +19,17 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._activation import Activation, activation_code
-from ._buffers import empty, work_buffer
+from ._buffers import empty
 from ._codegen import GEMM_COLS, GEMM_ROWS
 from ._gemm import NONE1
 from ._numba_env import kernel, numba, slp_vectorize
 from ._pool import SPLIT_MIN_WORK, Epilogue, matmul_into, run_parallel, threads
-from ._sparse_linear import transpose_into, transpose_into_serial
+from ._transpose import transpose_to_work
 from ._types import ConvGeometry, Kernel, Scratch
 
 with slp_vectorize():
-    from ._generated.dense_gemm import GEMM
-
-with slp_vectorize():
     from ._common import act
+    from ._generated.dense_gemm import GEMM
 
     _IM2COL_SIG = (
         "void(float32[:, :, ::1], int64, int64, int64, int64, int64, int64, int64, int64, "
@@ -163,10 +161,9 @@ def dense_linear(weight: np.ndarray, bias: np.ndarray | None, act_: Activation |
             r1 = min(m, r0 + chunk)
             mc = r1 - r0
             mp = -(-mc // rows) * rows
-            xt = work_buffer(k * mp).reshape(k, mp)
+            xt = transpose_to_work(x[r0:r1], mp, serial=serial)
             if mp > mc:  # padding columns: computed, never stored; zero, not stale values
                 xt[:, mc:] = 0
-            (transpose_into_serial if serial else transpose_into)(x[r0:r1], xt)
             rc = res if res.size == 0 else res[r0 * n : r1 * n]
             out = y[r0:r1].reshape(-1)
             GEMM[rows][serial](xt.reshape(-1), mp, wp, k, b, rc, code, fa, fb, out, mc, n)

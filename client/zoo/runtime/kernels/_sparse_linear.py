@@ -22,9 +22,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._activation import Activation, activation_code
-from ._buffers import empty, work_buffer
+from ._buffers import empty
 from ._codegen import PREFETCH_AHEAD
-from ._numba_env import kernel, numba, slp_vectorize
+from ._numba_env import slp_vectorize
+from ._transpose import SERIAL_TRANSPOSE_MAX, transpose_to_work
 from ._types import Kernel
 
 with slp_vectorize():
@@ -46,64 +47,6 @@ SERIAL_MAX_WORK = 1 << 17
 # onnxruntime in passes, 1.01x in one pass; per layer, 768x3072 145-177 ms against 187-194,
 # 3072x768 189-211 against 250-281. M <= 128 (a batch of one sequence) fits in one pass.
 BATCH_COLUMNS_L2 = 1 << 19
-
-# Below this many elements the transpose runs on the calling thread: (128, 768), BERT-base's
-# activations, takes 0.05 ms on one thread, less than waking a second one on a busy box.
-SERIAL_TRANSPOSE_MAX = 1 << 17
-
-with slp_vectorize():
-
-    @numba.njit(inline="always")
-    def _transpose_block(x, xt, cb, r8):  # type: ignore[no-untyped-def]
-        # xt[j:j+8, :r8] = x[:r8, j:j+8].T for j = 8 * cb. 8x8 blocks with the eight stores
-        # of a source row spelled out, so that the SLP vectorizer turns a block into
-        # shuffles: 2.2x faster than the scalar 8x8 loops before (1 thread: (64, 4096) 0.30
-        # -> 0.13 ms, (128, 3072) 0.44 -> 0.20 ms); a 64-row column of writes 12-16 KB apart
-        # maps to one L1 set, hence the small blocks.
-        j = cb * 8
-        for i in range(0, r8, 8):
-            for a in range(8):
-                xa = x[i + a]
-                ia = i + a
-                xt[j, ia] = xa[j]
-                xt[j + 1, ia] = xa[j + 1]
-                xt[j + 2, ia] = xa[j + 2]
-                xt[j + 3, ia] = xa[j + 3]
-                xt[j + 4, ia] = xa[j + 4]
-                xt[j + 5, ia] = xa[j + 5]
-                xt[j + 6, ia] = xa[j + 6]
-                xt[j + 7, ia] = xa[j + 7]
-
-    @numba.njit(inline="always")
-    def _transpose_edges(x, xt, rr, c, r8, c8):  # type: ignore[no-untyped-def]
-        for j in range(c8, c):  # columns past the last full block
-            for i in range(rr):
-                xt[j, i] = x[i, j]
-        for j in range(c8):  # and rows past it
-            for i in range(r8, rr):
-                xt[j, i] = x[i, j]
-
-    _T_SIG = "void(float32[:, ::1], float32[:, ::1])"
-
-    @kernel(_T_SIG, parallel=True, cache=True, nogil=True)
-    def transpose_into(x, xt):  # type: ignore[no-untyped-def]
-        # xt[:C, :R] = x[:R, :C].T, R and C clipped to both shapes; the rest of xt is left
-        # as it is
-        rr = min(x.shape[0], xt.shape[1])
-        c = min(x.shape[1], xt.shape[0])
-        r8, c8 = rr // 8 * 8, c // 8 * 8
-        for cb in numba.prange(c8 // 8):
-            _transpose_block(x, xt, cb, r8)
-        _transpose_edges(x, xt, rr, c, r8, c8)
-
-    @kernel(_T_SIG, cache=True, nogil=True)
-    def transpose_into_serial(x, xt):  # type: ignore[no-untyped-def]
-        rr = min(x.shape[0], xt.shape[1])
-        c = min(x.shape[1], xt.shape[0])
-        r8, c8 = rr // 8 * 8, c // 8 * 8
-        for cb in range(c8 // 8):
-            _transpose_block(x, xt, cb, r8)
-        _transpose_edges(x, xt, rr, c, r8, c8)
 
 
 class CSR:
@@ -175,8 +118,7 @@ def sparse_linear(
             # Padding columns may hold another call's or layer's data (the buffer is shared):
             # they only feed the sliced-off output rows.
             x = np.ascontiguousarray(x)
-            xt = work_buffer(k * mp).reshape(k, mp)
-            (transpose_into_serial if x.size < SERIAL_TRANSPOSE_MAX else transpose_into)(x, xt)
+            xt = transpose_to_work(x, mp, serial=x.size < SERIAL_TRANSPOSE_MAX)
         xf = xt.reshape(-1)
         transposed = transposed_out and mp == m
         # padding rows (columns, transposed) are computed, then sliced off
