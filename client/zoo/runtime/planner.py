@@ -21,7 +21,7 @@ Passes, in order (each one a small function):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ from zoo.runtime.graph import (
     topological_order,
     value_specs,
 )
-from zoo.runtime.kernels import Activation, linear_is_sparse
+from zoo.runtime.kernels import Activation, Wide, linear_is_sparse
 from zoo.runtime.registry import Array, BuildContext, Node, OpRun, resolve
 
 __all__ = ["Plan", "Step", "build_plan", "run_node"]
@@ -86,8 +86,19 @@ def run_node(op: OpRun, inputs: list[Any]) -> tuple[Any, ...]:
     return outputs
 
 
-def _inputs_of(node: Node, values: Mapping[str, Any]) -> list[Any]:
+# the inputs that may be a kernels.Wide: Conv's x and the residual the planner fuses in,
+# MaxPool's x
+_WIDE_INPUTS = {"Conv": (0, 3), "MaxPool": (0,)}
+
+
+def _inputs_of(node: Node, values: MutableMapping[str, Any]) -> list[Any]:
     args = [values[name] if name else None for name in node.inputs]
+    # a conv's output left uncropped (kernels.Wide) is for the inputs in _WIDE_INPUTS only:
+    # anything else reads the cropped array, made once and kept in its place
+    wide_ok = _WIDE_INPUTS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ()
+    for i, arg in enumerate(args):
+        if isinstance(arg, Wide) and i not in wide_ok:
+            args[i] = values[node.inputs[i]] = np.asarray(arg)
     while args and args[-1] is None:  # trailing omitted optionals are simply not passed
         args.pop()
     return args

@@ -42,11 +42,13 @@ from ._pool import matmul_batched
 from ._rowwise import layer_norm_rows, softmax_rows
 from ._threads import set_threads
 from ._types import Kernel
+from ._wide import Wide
 
 __all__ = [
     "Activation",
     "BufferPool",
     "Kernel",
+    "Wide",
     "empty",
     "erf_f32",
     "gelu_f32",

@@ -6,10 +6,10 @@ from ._codegen_text import HEADER, span_variants
 
 CONV_WIDTHS = (64, 32, 16, 8)
 
-# (xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out)
+# (xb, offs, indptr, values, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, out)
 _CONV_SIG = (
     "void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], "
-    "int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, "
+    "int64, int64, int64, float32[:, :, ::1], int64[::1], int64, int64, float32, float32, "
     "float32[:, :, ::1])"
 )
 
@@ -41,16 +41,19 @@ _ROW = [
 
 
 def _row_epilogue(indent: str) -> list[str]:
-    """Lines finishing row ``oo`` = out[b, co] in place: the residual ``res`` (B, Cout, Ho,
-    Wo; only when its batch dimension is not 0) added at q = oh * wq + ow, then the
-    activation, each in a loop that vectorizes."""
+    """Lines finishing row ``oo`` = out[b, co] in place: the residual ``res`` (B, Cout, L;
+    only when its batch dimension is not 0) added at q = oh * wq + ow, then the activation,
+    each in a loop that vectorizes. ``rg`` = (Ho, Wo, row stride of ``res``): the residual's
+    pixel (oh, ow) is res[b, co, oh * rg[2] + ow] - a plain (Ho, Wo) plane, or another conv's
+    output left in its own flat layout (``_wide.Wide``)."""
     lines = [
         "if res.shape[0] != 0:",
         "    rr = res[b, co]",
-        "    wo = rr.shape[1]",
-        "    for oh in range(rr.shape[0]):",
+        "    wo = rg[1]",
+        "    rwq = rg[2]",
+        "    for oh in range(rg[0]):",
         "        orow = oo[oh * wq : oh * wq + wo]  # indexed from 0: no wraparound",
-        "        rrow = rr[oh]",
+        "        rrow = rr[oh * rwq : oh * rwq + wo]",
         "        if code == 1:",
         "            for ow in range(wo):",
         "                v = orow[ow] + rrow[ow]",
@@ -80,7 +83,8 @@ def conv_body() -> str:
     the B * Cout rows and run, for each ``chunk`` of positions in turn (the input window of
     a chunk stays in L2), 64-wide register tiles over their rows, then the remainder (a
     multiple of 8) as 32 + 16 + 8 wide tiles, then their rows' epilogue: the residual
-    ``res`` (B, Cout, Ho, Wo; only when its batch dimension is not 0) at q = oh * wq + ow,
+    ``res`` (B, Cout, L; only when its batch dimension is not 0; its geometry in ``rg``) at
+    q = oh * wq + ow,
     and the activation, in its own vectorizable loop. Before, each chunk, each remainder
     width and the epilogue was a launch of its own (171 launches for ResNet-50 at batch 1,
     53 convs) and a woken worker thread starts late on a busy machine.
@@ -90,8 +94,8 @@ def conv_body() -> str:
     to 2.7x.)
     """
     lines = [
-        "def conv_all(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, "
-        "beta, out):",
+        "def conv_all(xb, offs, indptr, values, bias, lp, chunk, parts, res, rg, wq, code, "
+        "alpha, beta, out):",
         '    """The direct conv of every row of ``out`` in ``parts`` tasks."""',
         "    cout = out.shape[1]",
         "    nt = xb.shape[0] * cout",
@@ -133,10 +137,11 @@ DENSE_ROWS = 8  # output channels per register tile of the dense direct conv
 DENSE_WIDTH = 32  # output positions per register tile (two AVX-512 vectors)
 DENSE_PREFETCH = 128  # taps ahead whose weights each tap prefetches
 
-# (xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out)
+# (xb, offs, wp, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, cout, out)
 _DENSE_SIG = (
     "void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, "
-    "int64, float32[:, :, :, ::1], int64, int64, float32, float32, int64, float32[:, :, ::1])"
+    "int64, float32[:, :, ::1], int64[::1], int64, int64, float32, float32, int64, "
+    "float32[:, :, ::1])"
 )
 
 
@@ -157,8 +162,8 @@ def dense_conv_body() -> str:
     rows, width = DENSE_ROWS, DENSE_WIDTH
     acc = [[f"a{r}_{i}" for i in range(width)] for r in range(rows)]
     lines = [
-        "def dense_conv_all(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, "
-        "cout, out):",
+        "def dense_conv_all(xb, offs, wp, bias, lp, chunk, parts, res, rg, wq, code, alpha, "
+        "beta, cout, out):",
         '    """The dense direct conv of every row block of ``out`` in ``parts`` tasks."""',
         "    nb = wp.shape[0]",
         "    uk = _u64(wp.shape[1])",

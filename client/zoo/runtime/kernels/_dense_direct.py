@@ -55,10 +55,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._activation import Activation, activation_code
-from ._buffers import empty
 from ._codegen_conv import DENSE_ROWS, DENSE_WIDTH
-from ._dense import parallel_images
-from ._direct_conv import SERIAL_MAX_WORK, DirectConv
+from ._direct_conv import DirectCall, DirectConv, _Layout
 from ._numba_env import numba, slp_vectorize
 from ._types import ConvGeometry, Kernel
 
@@ -98,46 +96,14 @@ def dense_direct_conv(
     )
     code, alpha, beta = activation_code(act_)
     fa, fb = np.float32(alpha), np.float32(beta)
-    no_res = np.zeros((0, 1, 1, 1), np.float32)
 
-    def into(x: np.ndarray, y: np.ndarray, serial: bool, res: np.ndarray | None) -> None:
-        # y (B, Cout, Ho, Wo) = act(conv of x (B, C, H, W) [+ res]), as _direct_conv's into
-        n, c, h, wd = x.shape
-        lay = taps.layout(c, h, wd)
-        xb = taps.prepare(x, lay)
-        flat = lay.ho * lay.wq
-        direct = lay.wq == lay.wo and lay.lp == flat and rows == cout
-        out = y.reshape(n, cout, lay.lp) if direct else taps.scratch.get("out", (n, rows, lay.lp))
-        r = no_res if res is None else res
-        parts = 1 if serial else min(numba.get_num_threads(), n * blocks)
+    def launch(
+        xb: np.ndarray, lay: _Layout, r: np.ndarray, rg: np.ndarray, out: np.ndarray, serial: bool
+    ) -> None:
+        parts = 1 if serial else min(numba.get_num_threads(), xb.shape[0] * blocks)
         (dense_conv_all_serial if serial else dense_conv_all)(
-            xb, lay.offs, wp, b, lay.lp, lay.chunk, parts, r, lay.wq, code, fa, fb, cout, out
+            xb, lay.offs, wp, b, lay.lp, lay.chunk, parts, r, rg, lay.wq, code, fa, fb, cout, out
         )
-        if not direct:
-            y[...] = out[:, :cout, :flat].reshape(n, cout, lay.ho, lay.wq)[..., : lay.wo]
 
-    def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        n, c, h, wd = x.shape
-        if c != cin:
-            raise ValueError(f"conv input has {c} channels, the weight expects {cin}")
-        ho, wo = geo.out_size(h, wd)
-        y = empty((n, cout, ho, wo))
-        if residual is not None:
-            residual = np.ascontiguousarray(residual, dtype=np.float32)
-            if residual.shape != y.shape:
-                raise ValueError(f"conv residual must have shape {y.shape}, got {residual.shape}")
-        if n <= 1 or rows * k * ho * wo < SERIAL_MAX_WORK:  # one image, or tiny ones: at once
-            small = rows * k * n * ho * wo < SERIAL_MAX_WORK
-            into(x, y, small or numba.get_num_threads() == 1, residual)
-            return y
-
-        # a batch: one image at a time per worker, as the sparse direct conv does
-        def image(i: int) -> None:
-            res = None if residual is None else residual[i : i + 1]
-            into(x[i : i + 1], y[i : i + 1], True, res)
-
-        parallel_images(n, image)
-        return y
-
-    return Kernel(run, "dense-tiled-conv")
+    call = DirectCall(taps, cin, cout, rows, rows * k, launch)
+    return Kernel(call, "dense-tiled-conv", takes_wide=True)

@@ -13,6 +13,17 @@ Strides, dilations, groups (ci is the absolute input channel) and depthwise all 
 this one kernel; it runs 64 contiguous output positions per register tile (four AVX-512
 accumulators) and skips zero weights.
 
+Between two convs the output need not be cropped: :class:`DirectCall` (shared with the dense
+tiled conv) returns it as a ``_wide.Wide`` when the step asks for one, and a conv reading a
+Wide copies its valid pixels straight into its own padded input - or, for a 1x1 conv with
+stride 1 and no pads, computes on the wide rows where they are (:meth:`DirectConv.in_place`),
+so that a ResNet stage runs from one 3x3 conv's output through the two 1x1 convs and the
+residual without a copy. MaxPool reads a Wide too (the stem's). Whole ResNet-50 at batch 1
+on 2 threads, A/B in one process against the crop after every conv, time: 90% sparse
+0.918x, dense 0.927x. (Computing the 1x1 convs in place costs their garbage columns, 4-14%
+more positions at 56x56-14x14; copying instead wherever that computes more positions than
+the cropped input would: 1.009x and 0.993x the time of always in place - no difference.)
+
 CPU time per call, 1 thread, 90% sparse, against onnxruntime's dense Conv (ResNet-50
 shapes at 224x224, batch 1; ``bench/runtime.py --kernels --threads 1 --cpu-time``): 3x3
 stride 1 3.0-4.0x; 1x1 2.4-4.5x (the 7x7 and 14x14 maps lowest); 3x3 stride 2 2.4x; 1x1
@@ -60,6 +71,7 @@ positions: split at row bounds, the second thread's tiles straddled cache lines,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +81,7 @@ from ._buffers import empty
 from ._dense import parallel_images
 from ._numba_env import numba, slp_vectorize
 from ._types import ConvGeometry, Kernel, Scratch
+from ._wide import Wide, residual_args
 
 with slp_vectorize():
     from ._generated.conv import conv_all, conv_all_serial
@@ -121,17 +134,30 @@ class DirectConv:
         self.nnz = int(self.indptr[-1])
         self.cout = cout
         self.geo = geo
-        self._layouts: dict[tuple[int, int, int], _Layout] = {}
+        self._layouts: dict[tuple[int, int, int, int], _Layout] = {}
         self.scratch = Scratch()  # 64-byte-aligned work buffers
 
-    def layout(self, c: int, h: int, w: int) -> _Layout:
-        """The flat layout for an input of (C, H, W), computed once per size."""
-        key = (c, h, w)
+    def layout(self, c: int, h: int, w: int, plane: int = 0) -> _Layout:
+        """The flat layout for an input of (C, H, W), computed once per size; ``plane``
+        sets the channel stride (0: H * W rounded up to 16 floats)."""
+        key = (c, h, w, plane)
         if key not in self._layouts:
-            self._layouts[key] = self._make_layout(c, h, w)
+            self._layouts[key] = self._make_layout(c, h, w, plane)
         return self._layouts[key]
 
-    def _make_layout(self, c: int, h: int, w: int) -> _Layout:
+    def in_place(self, x: Wide) -> _Layout | None:
+        """The layout that reads ``x`` where it is, or None: only a 1x1 conv with stride 1
+        and no padding can (it computes on the garbage columns too, and its output is wide
+        with the same row stride), when the positions it computes fit in ``x``'s planes and
+        those start on cache lines (see :meth:`_make_layout`)."""
+        g = self.geo
+        c, plane = x.flat.shape[1:]
+        if g.kernel != (1, 1) or g.strides != (1, 1) or any(g.pads) or plane % 16:
+            return None
+        lay = self.layout(c, x.ho, x.wq, plane)
+        return lay if lay.lx == c * plane else None
+
+    def _make_layout(self, c: int, h: int, w: int, plane: int = 0) -> _Layout:
         g = self.geo
         (sh, sw), (dh, dw) = g.strides, g.dilations
         t, left, bot, r = g.pads
@@ -145,7 +171,7 @@ class DirectConv:
         # the channel stride rounded up to 16 floats: else, where the taps of a 1x1 conv on a
         # 14x14 or 7x7 map read channel ci at ci * 196 or ci * 49, three in four of a tile's
         # 64-byte loads straddle two cache lines (measured in the module docstring)
-        plane = -(-(hq * wq) // 16) * 16
+        plane = plane or -(-(hq * wq) // 16) * 16
         offs = (slot[tap_phase] * c + self.ci) * plane + (eh // sh) * wq + ew // sw
         # positions computed: a multiple of the tile (8 for the sparse kernel: its tail runs
         # as 32 + 16 + 8 wide tiles; 32 for the dense tiled one), and for the sparse kernel at
@@ -166,7 +192,13 @@ class DirectConv:
         g = self.geo
         (sh, sw), (t, left) = g.strides, g.pads[:2]
         nph = len(lay.phases)
-        if nph == 1 and (sh, sw) == (1, 1) and not any(g.pads) and lay.lx == c * h * w:
+        if (
+            nph == 1
+            and (sh, sw) == (1, 1)
+            and not any(g.pads)
+            and lay.lx == c * h * w
+            and x.flags.c_contiguous
+        ):
             return x.reshape(n, lay.lx)  # 1x1-like: the input already is the flat layout
         xb = self.scratch.get("x", (n, lay.lx))  # the padding stays zero between calls
         planes = xb[:, : nph * c * lay.plane].reshape(n, nph, c, lay.plane)
@@ -188,6 +220,104 @@ class DirectConv:
         return xb
 
 
+# launch(xb, layout, res, rg, out, serial): one kernel call over the flat input xb (B, Lx)
+Launch = Callable[[np.ndarray, _Layout, np.ndarray, np.ndarray, np.ndarray, bool], None]
+
+
+class DirectCall:
+    """The calling side of a direct conv kernel (sparse or dense): the input's layout and
+    padding copy, the launch, then the crop into a (B, Cout, Ho, Wo) array or a
+    :class:`~._wide.Wide`; a batch's images on the worker threads.
+
+    ``work`` is the multiply-adds per output position (the nonzeros, or rows x K for the
+    dense kernel) and ``rows`` the channels the kernel writes (``cout`` or more)."""
+
+    def __init__(
+        self, dc: DirectConv, cin: int, cout: int, rows: int, work: int, launch: Launch
+    ) -> None:
+        self.dc, self.cin, self.cout, self.rows, self.work = dc, cin, cout, rows, work
+        self.launch = launch
+        self._no_res = np.zeros((0, 1, 1), np.float32)
+
+    def __call__(
+        self, x: np.ndarray | Wide, residual: np.ndarray | Wide | None, wide: bool
+    ) -> np.ndarray | Wide:
+        """``act(conv(x) [+ residual])``; a Wide only when ``wide`` and the crop was due."""
+        n, c, h, w = x.shape
+        if c != self.cin:
+            raise ValueError(f"conv input has {c} channels, the weight expects {self.cin}")
+        if not isinstance(x, Wide):
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        in_place = self.dc.in_place(x) if isinstance(x, Wide) else None
+        lay = in_place or self.dc.layout(c, h, w)
+        # reading a Wide in place, the conv computes its garbage columns too
+        out_shape = (n, self.cout, lay.ho, w if in_place else lay.wo)
+        if residual is not None and tuple(residual.shape) != out_shape:
+            raise ValueError(f"conv residual must have shape {out_shape}, got {residual.shape}")
+        if n == 1 or self.work * lay.lp < SERIAL_MAX_WORK:  # one image, or tiny ones: at once
+            # one thread: the serial kernel, 5-10% faster than the parallel one run as a
+            # single part (1 thread per call: 64ch 3x3 at 56x56 0.474 -> 0.444 ms)
+            small = self.work * n * lay.lp < SERIAL_MAX_WORK
+            serial = small or numba.get_num_threads() == 1
+            return self._into(x, lay, in_place is not None, residual, serial, wide, None)
+        # A batch: one image at a time per worker, serial kernels. Each image's padded input
+        # and output tile stay in that core's L2; the whole batch at once streamed the
+        # (B, Lx) and (B, Cout, Lp) work arrays through memory (1.5-3x slower per image).
+        xa = np.asarray(x)
+        lay = self.dc.layout(c, h, w)
+        r = np.asarray(residual) if isinstance(residual, Wide) else residual
+        y = empty((n, self.cout, lay.ho, lay.wo))
+
+        def image(i: int) -> None:
+            res = None if r is None else r[i : i + 1]
+            self._into(xa[i : i + 1], lay, False, res, True, False, y[i : i + 1])
+
+        parallel_images(n, image)
+        return y
+
+    def _into(
+        self,
+        x: np.ndarray | Wide,
+        lay: _Layout,
+        in_place: bool,
+        res: np.ndarray | Wide | None,
+        serial: bool,
+        wide: bool,
+        y: np.ndarray | None,
+    ) -> np.ndarray | Wide:
+        # One kernel launch (see _codegen_conv.conv_body): the tiles, the residual add and the
+        # activation; then the crop of garbage columns, a numpy copy, unless a Wide will do.
+        n, cout, rows, dc = x.shape[0], self.cout, self.rows, self.dc
+        if isinstance(x, Wide):
+            xb = x.flat.reshape(n, lay.lx) if in_place else dc.prepare(x.view(), lay)
+        else:
+            xb = dc.prepare(x, lay)
+        wo = x.shape[3] if in_place else lay.wo
+        flat = lay.ho * lay.wq
+        # no garbage columns: write y directly
+        direct = not in_place and lay.wq == lay.wo and lay.lp == flat and rows == cout
+        if direct:
+            y = empty((n, cout, lay.ho, wo)) if y is None else y
+            out = y.reshape(n, cout, lay.lp)
+        else:
+            # planes of whole cache lines: a 1x1 conv reading this as a Wide needs them so
+            out = dc.scratch.get("out", (n, rows, -(-lay.lp // 16) * 16))
+        r, rg = residual_args(res, (n, cout, lay.ho, wo), self._no_res)
+        self.launch(xb, lay, r, rg, out, serial)
+        if direct:
+            assert y is not None
+            return y
+        if wide and y is None and (n == 1 or rows == cout):
+            return Wide(out[:, :cout], lay.ho, lay.wq, wo)
+        y = empty((n, cout, lay.ho, wo)) if y is None else y
+        # numpy's strided copy: 30 us for 64x56x56, a numba loop took 105 us (and the crop
+        # inside the kernel's epilogue, from out into y, was no faster on ResNet-50's
+        # shapes; where y is out, as in a 1x1 conv, the aliased rows no longer vectorized
+        # and a residual 1x1 call took 2x as long)
+        y[...] = out[:, :cout, :flat].reshape(n, cout, lay.ho, lay.wq)[..., :wo]
+        return y
+
+
 def direct_conv(
     weight: np.ndarray,
     bias: np.ndarray | None,
@@ -202,58 +332,16 @@ def direct_conv(
     b = np.zeros(cout, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
     code, alpha, beta = activation_code(act_)
     fa, fb = np.float32(alpha), np.float32(beta)
+    taps = (dc.indptr, dc.values, b)
 
-    no_res = np.zeros((0, 1, 1, 1), np.float32)
-
-    def into(
-        x: np.ndarray, lay: _Layout, y: np.ndarray, serial: int, res: np.ndarray | None
+    def launch(
+        xb: np.ndarray, lay: _Layout, r: np.ndarray, rg: np.ndarray, out: np.ndarray, serial: bool
     ) -> None:
-        # y (B, Cout, Ho, Wo) = act(conv of x (B, C, H, W) [+ res]); y is C-contiguous. One
-        # kernel launch (see _codegen_conv.conv_body): the tiles, the residual add and the
-        # activation; only the crop of garbage columns is a numpy copy after it.
-        n = x.shape[0]
-        xb = dc.prepare(x, lay)
-        flat = lay.ho * lay.wq
-        direct = lay.wq == lay.wo and lay.lp == flat  # no garbage columns: write y directly
-        out = y.reshape(n, cout, lay.lp) if direct else dc.scratch.get("out", (n, cout, lay.lp))
-        r = no_res if res is None else res
-        parts = 1 if serial else min(numba.get_num_threads(), n * cout)
-        taps = (lay.offs, dc.indptr, dc.values, b)
+        parts = 1 if serial else min(numba.get_num_threads(), xb.shape[0] * cout)
         (conv_all_serial if serial else conv_all)(
-            xb, *taps, lay.lp, lay.chunk, parts, r, lay.wq, code, fa, fb, out
+            xb, lay.offs, *taps, lay.lp, lay.chunk, parts, r, rg, lay.wq, code, fa, fb, out
         )
-        if not direct:
-            # numpy's strided copy: 30 us for 64x56x56, a numba loop took 105 us (and the crop
-            # inside the kernel's epilogue, from out into y, was no faster on ResNet-50's
-            # shapes; where y is out, as in a 1x1 conv, the aliased rows no longer vectorized
-            # and a residual 1x1 call took 2x as long)
-            y[...] = out[:, :, :flat].reshape(n, cout, lay.ho, lay.wq)[..., : lay.wo]
 
-    def run(x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        n, c, h, w = x.shape
-        lay = dc.layout(c, h, w)
-        y = empty((n, cout, lay.ho, lay.wo))
-        if residual is not None:
-            residual = np.ascontiguousarray(residual, dtype=np.float32)
-            if residual.shape != y.shape:
-                raise ValueError(f"conv residual must have shape {y.shape}, got {residual.shape}")
-        if n == 1 or dc.nnz * lay.lp < SERIAL_MAX_WORK:  # one image, or tiny ones: at once
-            # one thread: the serial kernel, 5-10% faster than the parallel one run as a
-            # single part (1 thread per call: 64ch 3x3 at 56x56 0.474 -> 0.444 ms)
-            small = dc.nnz * n * lay.lp < SERIAL_MAX_WORK
-            serial = 1 if small or numba.get_num_threads() == 1 else 0
-            into(x, lay, y, serial, residual)
-            return y
-        # A batch: one image at a time per worker, serial kernels. Each image's padded input
-        # and output tile stay in that core's L2; the whole batch at once streamed the
-        # (B, Lx) and (B, Cout, Lp) work arrays through memory (1.5-3x slower per image).
-        r = residual
-        parallel_images(
-            n,
-            lambda i: into(x[i : i + 1], lay, y[i : i + 1], 1, None if r is None else r[i : i + 1]),
-        )
-        return y
-
+    call = DirectCall(dc, weight.shape[1] * geo.group, cout, cout, max(dc.nnz, 1), launch)
     kind = "dense-direct-conv" if keep_zeros else "sparse-direct-conv"
-    return Kernel(run, kind)
+    return Kernel(call, kind, takes_wide=True)

@@ -5,30 +5,52 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ._buffers import aligned
+from ._wide import Wide
 
 
 class Kernel:
     """A planned weighted op: call it with the input array, read ``.kind`` to see the path.
 
     Plan-time work (packing, CSR building) is done before construction; ``__call__`` only
-    computes and always returns a freshly allocated array. Kernels that pick a path by batch
-    size (``sparse-csr-b1`` / ``sparse-csr-batched``) set ``kind`` to the path of the last call.
+    computes and returns a freshly allocated array - or, for the direct convs called through
+    :meth:`wide`, possibly a :class:`~._wide.Wide` (the output left in the kernel's flat
+    layout). Kernels that pick a path by batch size (``sparse-csr-b1`` /
+    ``sparse-csr-batched``) set ``kind`` to the path of the last call.
     """
 
-    __slots__ = ("_fn", "kind")
+    __slots__ = ("_fn", "kind", "takes_wide")
 
-    def __init__(self, fn: Callable[..., np.ndarray], kind: str) -> None:
+    def __init__(self, fn: Callable[..., Any], kind: str, *, takes_wide: bool = False) -> None:
         self._fn = fn
         self.kind = kind
+        # fn(x, residual, wide) reads Wide inputs and may return a Wide when ``wide`` is True
+        self.takes_wide = takes_wide
 
-    def __call__(self, x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, x: Any, residual: Any = None) -> np.ndarray:
         """The op on ``x``; conv kernels also take a ``residual`` of the output's shape:
-        ``act(conv(x) + bias + residual)``, the activation applied last."""
-        return self._fn(x) if residual is None else self._fn(x, residual)
+        ``act(conv(x) + bias + residual)``, the activation applied last. ``x`` and
+        ``residual`` may be :class:`~._wide.Wide`."""
+        if self.takes_wide:
+            y = self._fn(x, residual, False)
+            assert isinstance(y, np.ndarray)  # a Wide only when asked for
+            return y
+        x = np.asarray(x) if isinstance(x, Wide) else x
+        if residual is None:
+            return self._fn(x)  # type: ignore[no-any-return]
+        r = np.asarray(residual) if isinstance(residual, Wide) else residual
+        return self._fn(x, r)  # type: ignore[no-any-return]
+
+    def wide(self, x: Any, residual: Any = None) -> np.ndarray | Wide:
+        """As calling the kernel, but a direct conv may return its output uncropped, as a
+        :class:`~._wide.Wide` (for a Conv step whose readers are convs: see ``_wide``)."""
+        if self.takes_wide:
+            return self._fn(x, residual, True)  # type: ignore[no-any-return]
+        return self(x, residual)
 
     def __repr__(self) -> str:
         return f"Kernel(kind={self.kind!r})"

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.runtime.kernels import Kernel, plan_conv2d
+from zoo.runtime.kernels import Kernel, Wide, plan_conv2d
 from zoo.runtime.ops._common import apply_activation, conv_nd, resolve_pads
 from zoo.runtime.registry import Array, OpRun, register
 
@@ -83,10 +83,17 @@ class Conv(OpRun):
         return planned
 
     def run(
-        self, x: Array, w: Array, b: Array | None = None, residual: Array | None = None
-    ) -> tuple[Array]:
+        self,
+        x: Array | Wide,
+        w: Array,
+        b: Array | None = None,
+        residual: Array | Wide | None = None,
+    ) -> tuple[Array | Wide]:
         """``residual``, a 4th input only the planner adds (a fused residual Add, same shape
-        as the output): the result is then ``act(conv(x) + residual)``."""
+        as the output): the result is then ``act(conv(x) + residual)``.
+
+        ``x``, ``residual`` and the result may be a :class:`~zoo.runtime.kernels.Wide`, a
+        direct conv's output left uncropped: only Conv steps get one (``_inputs_of``)."""
         pads = self._pads(x.shape[2:], w)
         if (
             self.weight is not None
@@ -98,8 +105,9 @@ class Conv(OpRun):
         ):
             kernel = self._kernel_for(pads)
             if w.ndim == 3:  # (N, C, L) -> (N, C, 1, L) -> (N, Cout, 1, Lo) -> (N, Cout, Lo)
-                return (kernel(x[:, :, None, :])[:, :, 0, :],)
-            return (kernel(x, residual),)
+                return (kernel(np.asarray(x)[:, :, None, :])[:, :, 0, :],)
+            return (kernel.wide(x, residual),)
+        x, residual = np.asarray(x), None if residual is None else np.asarray(residual)
         _, strides, dilations = self._geometry(w)
         y = conv_nd(x, w, b, strides, pads, dilations, self.group)
         if residual is not None:

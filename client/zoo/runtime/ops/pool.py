@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from zoo.runtime.kernels import maxpool2d
+from zoo.runtime.kernels import Wide, maxpool2d
 from zoo.runtime.ops._common import resolve_pads
 from zoo.runtime.registry import Array, OpRun, register
 
@@ -81,13 +81,17 @@ class MaxPool(_Pool):
     op_type = "MaxPool"
     since = 1
 
-    def run(self, x: Array) -> tuple[Array, ...]:
+    def run(self, x: Array | Wide) -> tuple[Array, ...]:
+        """``x`` may be a conv's output left uncropped (a ``Wide``): the kernel reads it."""
         r = x.ndim - 2
         with_indices = len(self.node.outputs) >= 2 and bool(self.node.outputs[1])
+        if isinstance(x, Wide) and (r != 2 or with_indices):
+            x = np.asarray(x)
         if x.dtype == np.float32 and r in (1, 2) and not with_indices:
             # the numba kernel: no padded copy, no window copy (see kernels/_maxpool.py)
             k, s, d, pads, out = self.geometry(x.shape[2:])
             if r == 1:  # (N, C, L) as (N, C, 1, L)
+                assert not isinstance(x, Wide)
                 y = maxpool2d(
                     x[:, :, None, :], (1, k[0]), (1, s[0]), (1, d[0]), (0, pads[0]), (1, out[0])
                 )
@@ -102,6 +106,7 @@ class MaxPool(_Pool):
                     (out[0], out[1]),
                 ),
             )
+        assert not isinstance(x, Wide)
         win, _ = self.windows(x, _lowest(x.dtype))
         flat = win.reshape(*win.shape[: 2 + r], -1)  # (N, C, *out, K)
         y = flat.max(axis=-1)

@@ -12,7 +12,7 @@ _u64 = numba.uint64
 
 
 @numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
-def conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out, span_lo, span_hi):
+def conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, out, span_lo, span_hi):
     """The direct conv of every row of ``out`` in ``parts`` tasks."""
     cout = out.shape[1]
     nt = xb.shape[0] * cout
@@ -437,10 +437,11 @@ def conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, cod
             oo = out[b, co]
             if res.shape[0] != 0:
                 rr = res[b, co]
-                wo = rr.shape[1]
-                for oh in range(rr.shape[0]):
+                wo = rg[1]
+                rwq = rg[2]
+                for oh in range(rg[0]):
                     orow = oo[oh * wq : oh * wq + wo]  # indexed from 0: no wraparound
-                    rrow = rr[oh]
+                    rrow = rr[oh * rwq : oh * rwq + wo]
                     if code == 1:
                         for ow in range(wo):
                             v = orow[ow] + rrow[ow]
@@ -457,17 +458,17 @@ def conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, cod
                     oo[i] = act(oo[i], code, alpha, beta)
 
 
-@kernel('void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, float32[:, :, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
-def conv_all(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out):
+@kernel('void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], int64, int64, int64, float32[:, :, ::1], int64[::1], int64, int64, float32, float32, float32[:, :, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+def conv_all(xb, offs, indptr, values, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, out):
     """The direct conv of every row of ``out`` in ``parts`` tasks."""
     cout = out.shape[1]
     nt = xb.shape[0] * cout
     full = lp // 64 * 64
     for span_i in numba.prange(parts):
-        conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out, span_i, span_i + 1)
+        conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, out, span_i, span_i + 1)
 
 
-@kernel('void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, float32[:, :, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
-def conv_all_serial(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out):
+@kernel('void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], int64, int64, int64, float32[:, :, ::1], int64[::1], int64, int64, float32, float32, float32[:, :, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+def conv_all_serial(xb, offs, indptr, values, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, out):
     """As the parallel one, on the calling thread."""
-    conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, wq, code, alpha, beta, out, 0, 1 << 62)
+    conv_all_span(xb, offs, indptr, values, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, out, 0, 1 << 62)

@@ -12,7 +12,7 @@ _u64 = numba.uint64
 
 
 @numba.njit(fastmath=FASTMATH, cache=True, nogil=True)
-def dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out, span_lo, span_hi):
+def dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, cout, out, span_lo, span_hi):
     """The dense direct conv of every row block of ``out`` in ``parts`` tasks."""
     nb = wp.shape[0]
     uk = _u64(wp.shape[1])
@@ -868,10 +868,11 @@ def dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alp
                 oo = out[b, co]
                 if res.shape[0] != 0:
                     rr = res[b, co]
-                    wo = rr.shape[1]
-                    for oh in range(rr.shape[0]):
+                    wo = rg[1]
+                    rwq = rg[2]
+                    for oh in range(rg[0]):
                         orow = oo[oh * wq : oh * wq + wo]  # indexed from 0: no wraparound
-                        rrow = rr[oh]
+                        rrow = rr[oh * rwq : oh * rwq + wo]
                         if code == 1:
                             for ow in range(wo):
                                 v = orow[ow] + rrow[ow]
@@ -888,17 +889,17 @@ def dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alp
                         oo[i] = act(oo[i], code, alpha, beta)
 
 
-@kernel('void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, int64, float32[:, :, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
-def dense_conv_all(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out):
+@kernel('void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, int64, float32[:, :, ::1], int64[::1], int64, int64, float32, float32, int64, float32[:, :, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+def dense_conv_all(xb, offs, wp, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, cout, out):
     """The dense direct conv of every row block of ``out`` in ``parts`` tasks."""
     nb = wp.shape[0]
     uk = _u64(wp.shape[1])
     nt = xb.shape[0] * nb
     for span_i in numba.prange(parts):
-        dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out, span_i, span_i + 1)
+        dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, cout, out, span_i, span_i + 1)
 
 
-@kernel('void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, int64, float32[:, :, :, ::1], int64, int64, float32, float32, int64, float32[:, :, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
-def dense_conv_all_serial(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out):
+@kernel('void(float32[:, ::1], uint32[::1], float32[:, :, ::1], float32[::1], int64, int64, int64, float32[:, :, ::1], int64[::1], int64, int64, float32, float32, int64, float32[:, :, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+def dense_conv_all_serial(xb, offs, wp, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, cout, out):
     """As the parallel one, on the calling thread."""
-    dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, wq, code, alpha, beta, cout, out, 0, 1 << 62)
+    dense_conv_all_span(xb, offs, wp, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, cout, out, 0, 1 << 62)

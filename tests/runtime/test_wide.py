@@ -1,0 +1,102 @@
+"""Conv outputs left uncropped (``kernels.Wide``) between convs, checked against onnxruntime.
+
+The chain below has every way a Wide is read: a 1x1 conv computing on it in place, a fused
+residual, a padded and strided conv copying from it, MaxPool reading it, a non-conv op
+(Sigmoid) and a graph output getting the cropped array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from onnx import ModelProto, TensorProto, helper, numpy_helper
+
+from zoo.runtime import InferenceSession
+from zoo.runtime.kernels import Wide
+from zoo.runtime.kernels._wide import residual_args
+
+ort = pytest.importorskip("onnxruntime")
+
+RNG = np.random.default_rng(11)
+
+
+def _weight(shape: tuple[int, ...], sparsity: float) -> np.ndarray:
+    w = (RNG.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+    w[RNG.random(shape) < sparsity] = 0
+    return w
+
+
+def _chain(sparsity: float) -> ModelProto:
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["a0"], pads=[1, 1, 1, 1], name="c1"),
+        helper.make_node("Relu", ["a0"], ["a"]),
+        helper.make_node("Conv", ["a", "w2"], ["b"], name="c2"),  # 1x1 on a Wide, in place
+        helper.make_node("Conv", ["b", "w3"], ["c0"], name="c3"),
+        helper.make_node("Add", ["c0", "a"], ["c1s"]),  # residual: a Wide
+        helper.make_node("Relu", ["c1s"], ["c"]),
+        helper.make_node("Conv", ["c", "w4"], ["d"], pads=[1, 1, 1, 1], strides=[2, 2], name="c4"),
+        helper.make_node(
+            "MaxPool", ["a"], ["e"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4
+        ),
+        helper.make_node("Sigmoid", ["b"], ["f"]),
+    ]
+    inits = {
+        "w1": _weight((24, 16, 3, 3), sparsity),
+        "b1": RNG.standard_normal(24).astype(np.float32),
+        "w2": _weight((24, 24, 1, 1), sparsity),
+        "w3": _weight((24, 24, 1, 1), sparsity),
+        "w4": _weight((16, 24, 3, 3), sparsity),
+    }
+    graph = helper.make_graph(
+        nodes,
+        "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16, 13, 11])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "cdef"],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_convs_pass_uncropped_outputs_and_match_onnxruntime(sparsity: float, batch: int) -> None:
+    model = _chain(sparsity)
+    sess = InferenceSession(model, threads=2)
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    seen: dict[str, Any] = {}
+    x1 = RNG.standard_normal((batch, 16, 13, 11)).astype(np.float32)
+    got1 = sess.run(None, {"x": x1}, on_step=lambda i, v: seen.update(v))
+    for g, r in zip(got1, ref.run(None, {"x": x1}), strict=True):
+        assert type(g) is np.ndarray and g.flags.c_contiguous
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+    if batch == 1:
+        # the 3x3 conv's output keeps its garbage columns (rows of 11 + 2 padding); the 1x1
+        # conv computed on them in place, so its output has the same row stride
+        a, b = seen["a"], seen["b"]
+        assert isinstance(a, Wide) and isinstance(b, Wide)
+        assert (a.wq, b.wq, a.shape, b.shape) == (13, 13, (1, 24, 13, 11), (1, 24, 13, 11))
+    # outputs are copies: the next run, which rewrites the kernels' buffers, leaves them be
+    kept = [g.copy() for g in got1]
+    x2 = RNG.standard_normal(x1.shape).astype(np.float32)
+    got2 = sess.run(None, {"x": x2})
+    for g, k in zip(got1, kept, strict=True):
+        np.testing.assert_array_equal(g, k)
+    for g, r in zip(got2, ref.run(None, {"x": x2}), strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+
+
+def test_wide_crops_to_a_new_array_and_checks_residual_shapes() -> None:
+    flat = np.arange(2 * 3 * 16, dtype=np.float32).reshape(2, 3, 16)
+    wide = Wide(flat, ho=3, wq=5, wo=4)
+    want = flat[:, :, :15].reshape(2, 3, 3, 5)[..., :4]
+    got = np.asarray(wide)
+    np.testing.assert_array_equal(got, want)
+    assert got.flags.c_contiguous and not np.shares_memory(got, flat)
+    res, rg = residual_args(wide, (2, 3, 3, 4), np.zeros((0, 1, 1), np.float32))
+    assert res is flat and rg.tolist() == [3, 4, 5]
+    with pytest.raises(ValueError, match=r"residual must have shape \(2, 3, 3, 5\)"):
+        residual_args(wide, (2, 3, 3, 5), np.zeros((0, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="not a wide conv layout"):
+        Wide(flat, ho=4, wq=5, wo=4)  # 4 rows of 5 do not fit in a plane of 16
