@@ -28,7 +28,7 @@ def _weight(shape: tuple[int, ...], sparsity: float) -> np.ndarray:
     return w
 
 
-def _chain(sparsity: float) -> ModelProto:
+def _chain(sparsity: tuple[float, float, float, float], hw: tuple[int, int]) -> ModelProto:
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["a0"], pads=[1, 1, 1, 1], name="c1"),
         helper.make_node("Relu", ["a0"], ["a"]),
@@ -43,40 +43,50 @@ def _chain(sparsity: float) -> ModelProto:
         helper.make_node("Sigmoid", ["b"], ["f"]),
     ]
     inits = {
-        "w1": _weight((24, 16, 3, 3), sparsity),
+        "w1": _weight((24, 16, 3, 3), sparsity[0]),
         "b1": RNG.standard_normal(24).astype(np.float32),
-        "w2": _weight((24, 24, 1, 1), sparsity),
-        "w3": _weight((24, 24, 1, 1), sparsity),
-        "w4": _weight((16, 24, 3, 3), sparsity),
+        "w2": _weight((24, 24, 1, 1), sparsity[1]),
+        "w3": _weight((24, 24, 1, 1), sparsity[2]),
+        "w4": _weight((16, 24, 3, 3), sparsity[3]),
     }
     graph = helper.make_graph(
         nodes,
         "wide",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16, 13, 11])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16, *hw])],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "cdef"],
         [numpy_helper.from_array(v, k) for k, v in inits.items()],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+# per conv: all dense, all sparse, and a sparse 3x3 conv's Wide read by dense 1x1 convs
+@pytest.mark.parametrize(
+    "sparsity", [(0.0,) * 4, (0.9,) * 4, (0.9, 0.0, 0.0, 0.9)], ids=["dense", "sparse", "mixed"]
+)
+@pytest.mark.parametrize("hw", [(13, 11), (7, 7)])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_convs_pass_uncropped_outputs_and_match_onnxruntime(sparsity: float, batch: int) -> None:
-    model = _chain(sparsity)
+def test_convs_pass_uncropped_outputs_and_match_onnxruntime(
+    sparsity: tuple[float, float, float, float], hw: tuple[int, int], batch: int
+) -> None:
+    model = _chain(sparsity, hw)
     sess = InferenceSession(model, threads=2)
     ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     seen: dict[str, Any] = {}
-    x1 = RNG.standard_normal((batch, 16, 13, 11)).astype(np.float32)
+    x1 = RNG.standard_normal((batch, 16, *hw)).astype(np.float32)
     got1 = sess.run(None, {"x": x1}, on_step=lambda i, v: seen.update(v))
     for g, r in zip(got1, ref.run(None, {"x": x1}), strict=True):
         assert type(g) is np.ndarray and g.flags.c_contiguous
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
     if batch == 1:
-        # the 3x3 conv's output keeps its garbage columns (rows of 11 + 2 padding); the 1x1
-        # conv computed on them in place, so its output has the same row stride
+        # the 3x3 conv's output keeps its garbage columns (rows of W + 2 padding); the 1x1
+        # conv computes on them in place (its output then has the same row stride) where the
+        # positions it computes fit in the planes: not the dense 1x1 on the sparse conv's
+        # 13 x 13 rows (its 169 positions round up to 192, the sparse planes hold 176)
         a, b = seen["a"], seen["b"]
         assert isinstance(a, Wide) and isinstance(b, Wide)
-        assert (a.wq, b.wq, a.shape, b.shape) == (13, 13, (1, 24, 13, 11), (1, 24, 13, 11))
+        assert a.shape == b.shape == (1, 24, *hw)
+        in_place = not (sparsity[1] == 0 < sparsity[0] and hw == (13, 11))
+        assert (a.wq, b.wq) == (hw[1] + 2, hw[1] + 2 if in_place else hw[1])
     # outputs are copies: the next run, which rewrites the kernels' buffers, leaves them be
     kept = [g.copy() for g in got1]
     x2 = RNG.standard_normal(x1.shape).astype(np.float32)
