@@ -300,8 +300,10 @@ class DirectCall:
             y = empty((n, cout, lay.ho, wo)) if y is None else y
             out = y.reshape(n, cout, lay.lp)
         else:
-            # planes of whole cache lines: a 1x1 conv reading this as a Wide needs them so
-            out = dc.scratch.get("out", (n, rows, -(-lay.lp // 16) * 16))
+            # planes of whole cache lines, which a 1x1 conv reading this as a Wide needs, and
+            # a multiple of the dense tile's 32 positions: the positions a dense 1x1 conv
+            # computes on these rows then fit, whichever kernel wrote them
+            out = dc.scratch.get("out", (n, rows, -(-lay.lp // 32) * 32))
         r, rg = residual_args(res, (n, cout, lay.ho, wo), self._no_res)
         self.launch(xb, lay, r, rg, out, serial)
         if direct:
