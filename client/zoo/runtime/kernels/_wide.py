@@ -17,8 +17,9 @@ anything else gets the cropped array (``np.asarray(wide)`` crops, as the conv di
 
 The buffer is the producing kernel's scratch, rewritten by its next call: a ``Wide`` is
 valid until that kernel runs again, which within one ``InferenceSession.run`` it does not.
-Garbage positions hold finite values computed from the padded input; a 1x1 conv maps them
-to garbage positions of its own output, and no kernel reads them into a valid pixel.
+Garbage positions hold what the kernel computed there from the padded input (or zero, past
+the last position it computes); a 1x1 conv maps them to garbage positions of its own output,
+and no kernel reads them into a valid pixel.
 """
 
 from __future__ import annotations
