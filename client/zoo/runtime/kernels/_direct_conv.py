@@ -44,7 +44,8 @@ threads, 1.005x on 1 (not kept).
 
 Tried and not kept (kernel time per call, 1 thread, same shapes): 128-wide tiles (eight
 accumulator registers) 0.89-1.09x; two accumulator sets per tile, alternate nonzeros
-(the FMA chains are not the limit) 0.94-1.05x; the relu applied to each tile as it is
+(the FMA chains were not the limit on the Zen 4) 0.94-1.05x - on the Zen 5 they are, and
+the tile now has two sets (``_codegen_conv._tile``); the relu applied to each tile as it is
 stored 0.85-1.2x; input channels in blocks whose input window fits the 32 KB L1, partial
 sums kept in ``out`` between blocks (although the same kernel with every tap's offset
 folded into 16 KB ran up to 1.4x faster on the 3x3 layers) 0.5-1.0x; AVX2 instead of AVX-512
