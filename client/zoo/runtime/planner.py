@@ -21,7 +21,7 @@ Passes, in order (each one a small function):
 from __future__ import annotations
 
 import math
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,18 +42,21 @@ from zoo.runtime.graph import (
 from zoo.runtime.kernels import Activation, Wide, linear_is_sparse
 from zoo.runtime.registry import Array, BuildContext, Node, OpRun, resolve
 
-__all__ = ["Plan", "Step", "build_plan", "run_node"]
+__all__ = ["Plan", "Step", "build_plan", "crop_wide", "run_node"]
 
 _WEIGHTED = ("Conv", "Gemm", "MatMul")
 
 
 @dataclass
 class Step:
-    """One node to run, its op adapter, and the values to drop once it has run."""
+    """One node to run, its op adapter, the values to drop once it has run, and the input
+    positions that may hold a conv's uncropped output (a ``kernels.Wide``) which this op
+    cannot read: :func:`crop_wide` crops those."""
 
     node: Node
     op: OpRun
     release: tuple[str, ...] = ()
+    crop: tuple[int, ...] = ()
 
 
 @dataclass
@@ -91,17 +94,34 @@ def run_node(op: OpRun, inputs: list[Any]) -> tuple[Any, ...]:
 _WIDE_INPUTS = {"Conv": (0, 3), "MaxPool": (0,)}
 
 
-def _inputs_of(node: Node, values: MutableMapping[str, Any]) -> list[Any]:
+def _inputs_of(node: Node, values: Mapping[str, Any]) -> list[Any]:
     args = [values[name] if name else None for name in node.inputs]
-    # a conv's output left uncropped (kernels.Wide) is for the inputs in _WIDE_INPUTS only:
-    # anything else reads the cropped array, made once and kept in its place
-    wide_ok = _WIDE_INPUTS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ()
-    for i, arg in enumerate(args):
-        if isinstance(arg, Wide) and i not in wide_ok:
-            args[i] = values[node.inputs[i]] = np.asarray(arg)
     while args and args[-1] is None:  # trailing omitted optionals are simply not passed
         args.pop()
     return args
+
+
+def _wide_ok(node: Node) -> tuple[int, ...]:
+    return _WIDE_INPUTS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ()
+
+
+def _crop_positions(steps: list[Step]) -> None:
+    """Set each step's ``crop``: the inputs a Conv step computes (and may leave uncropped,
+    as a kernels.Wide) that the step's op does not read as one."""
+    convs = {o for s in steps if s.node.op_type == "Conv" for o in s.node.outputs if o}
+    for step in steps:
+        ok = _wide_ok(step.node)
+        step.crop = tuple(
+            i for i, name in enumerate(step.node.inputs) if name in convs and i not in ok
+        )
+
+
+def crop_wide(step: Step, args: list[Any], values: MutableMapping[str, Any]) -> None:
+    """Replace the kernels.Wide among ``args`` at ``step.crop`` with the cropped array, in
+    ``values`` too (made once for all the readers that need it)."""
+    for i in step.crop:
+        if i < len(args) and isinstance(args[i], Wide):
+            args[i] = values[step.node.inputs[i]] = np.asarray(args[i])
 
 
 def _infer_shapes(model: ModelProto) -> dict[str, list[int | str | None]]:
@@ -158,6 +178,7 @@ def build_plan(model: ModelProto, *, sparse: bool = True) -> Plan:
         Step(node, resolve(node.domain, node.op_type, opset)(node, ctx), release)
         for node, release in zip(nodes, releases, strict=True)
     ]
+    _crop_positions(plan.steps)
     return plan
 
 

@@ -13,7 +13,7 @@ from zoo.runtime.errors import InvalidModel
 from zoo.runtime.graph import ValueSpec, last_uses
 from zoo.runtime.kernels import BufferPool, recycling, set_threads
 from zoo.runtime.loader import ModelSource, load_model
-from zoo.runtime.planner import Plan, Step, _inputs_of, build_plan, run_node
+from zoo.runtime.planner import Plan, Step, _inputs_of, build_plan, crop_wide, run_node
 from zoo.runtime.registry import Array
 
 __all__ = ["InferenceSession", "NodeArg", "NodeTime"]
@@ -119,7 +119,11 @@ class InferenceSession:
         with recycling(pool):
             for i, (step, release) in enumerate(self._schedule(tuple(names))):
                 start = time.perf_counter() if self._profile else 0.0
-                results = run_node(step.op, _inputs_of(step.node, values))
+                args = _inputs_of(step.node, values)
+                if step.crop:
+                    crop_wide(step, args, values)
+                results = run_node(step.op, args)
+                del args
                 if self._profile:
                     slot = self._times.setdefault(id(step), [0.0, 0])
                     slot[0] += time.perf_counter() - start

@@ -31,26 +31,23 @@ class Kernel:
         # fn(x, residual, wide) reads Wide inputs and may return a Wide when ``wide`` is True
         self.takes_wide = takes_wide
 
-    def __call__(self, x: Any, residual: Any = None) -> np.ndarray:
+    def __call__(self, x: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
         """The op on ``x``; conv kernels also take a ``residual`` of the output's shape:
-        ``act(conv(x) + bias + residual)``, the activation applied last. ``x`` and
-        ``residual`` may be :class:`~._wide.Wide`."""
+        ``act(conv(x) + bias + residual)``, the activation applied last."""
         if self.takes_wide:
             y = self._fn(x, residual, False)
             assert isinstance(y, np.ndarray)  # a Wide only when asked for
             return y
-        x = np.asarray(x) if isinstance(x, Wide) else x
-        if residual is None:
-            return self._fn(x)  # type: ignore[no-any-return]
-        r = np.asarray(residual) if isinstance(residual, Wide) else residual
-        return self._fn(x, r)  # type: ignore[no-any-return]
+        return self._fn(x) if residual is None else self._fn(x, residual)  # type: ignore[no-any-return]
 
     def wide(self, x: Any, residual: Any = None) -> np.ndarray | Wide:
-        """As calling the kernel, but a direct conv may return its output uncropped, as a
-        :class:`~._wide.Wide` (for a Conv step whose readers are convs: see ``_wide``)."""
+        """As calling the kernel, but ``x`` and ``residual`` may be :class:`~._wide.Wide`,
+        and a direct conv may return its output uncropped, as a Wide (for a Conv step: see
+        ``_wide``)."""
         if self.takes_wide:
             return self._fn(x, residual, True)  # type: ignore[no-any-return]
-        return self(x, residual)
+        x = np.asarray(x) if isinstance(x, Wide) else x
+        return self(x, np.asarray(residual) if isinstance(residual, Wide) else residual)
 
     def __repr__(self) -> str:
         return f"Kernel(kind={self.kind!r})"
