@@ -10,13 +10,17 @@ array is a copy, and the next conv then copies it again into its own padded layo
   output is wide, with the same Wq);
 - a conv that pads or strides copies the valid pixels straight into its padded input
   (the copy it makes anyway);
-- a fused residual reads its pixels at oh * Wq + ow.
+- a fused residual reads its pixels at oh * Wq + ow;
+- MaxPool reads its rows in place (ResNet's stem output).
 
-Only :class:`~zoo.runtime.ops.conv.Conv` steps take one (``Kernel(..., wide=True)``);
-anything else gets the cropped array (``np.asarray(wide)`` crops, as the conv did before).
+A Conv step asks for one (``Kernel.wide``); the planner marks every other input that a Conv
+computes (``Step.crop``), and the session gives those the cropped array instead
+(``np.asarray(wide)`` crops, as the conv did before), once per value. Graph outputs are
+cropped too.
 
 The buffer is the producing kernel's scratch, rewritten by its next call: a ``Wide`` is
-valid until that kernel runs again, which within one ``InferenceSession.run`` it does not.
+valid until that kernel runs again, which within one ``InferenceSession.run`` it does not
+(a value seen through ``run(..., on_step=...)`` is valid during that run only).
 Garbage positions hold what the kernel computed there from the padded input (or zero, past
 the last position it computes); a 1x1 conv maps them to garbage positions of its own output,
 and no kernel reads them into a valid pixel.
