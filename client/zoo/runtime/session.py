@@ -102,7 +102,9 @@ class InferenceSession:
     ) -> list[Array]:
         """Compute ``output_names`` (None = all outputs) from ``feeds`` (input name -> array).
 
-        ``on_step(i, live_values)`` is called after each step (for tests and profiling).
+        ``on_step(i, live_values)`` is called after each step (for tests and profiling); a
+        conv's output may be there uncropped, as a ``kernels.Wide`` (``np.asarray`` crops
+        it), valid during this run only.
         """
         del run_options  # accepted for signature compatibility with onnxruntime
         plan = self._plan
