@@ -107,10 +107,9 @@ def conv_body() -> str:
     a chunk stays in L2), 64-wide register tiles over their rows, then the remainder (a
     multiple of 8) as 32 + 16 + 8 wide tiles, then their rows' epilogue: the residual
     ``res`` (B, Cout, L; only when its batch dimension is not 0; its geometry in ``rg``) at
-    q = oh * wq + ow,
-    and the activation, in its own vectorizable loop. Before, each chunk, each remainder
-    width and the epilogue was a launch of its own (171 launches for ResNet-50 at batch 1,
-    53 convs) and a woken worker thread starts late on a busy machine.
+    q = oh * wq + ow, and the activation, in its own vectorizable loop. Before, each chunk,
+    each remainder width and the epilogue was a launch of its own (171 launches for
+    ResNet-50 at batch 1, 53 convs) and a woken worker thread starts late on a busy machine.
     (No software prefetch here, unlike the linear kernel: successive tiles of a tap read
     successive addresses, which the hardware prefetcher follows; measured with it, the
     ResNet-50 layers went from 2.2-3.5x to 2.4-3.9x ORT but the heavy 56x56 3x3 from 3.5x
