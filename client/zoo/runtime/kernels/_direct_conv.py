@@ -238,7 +238,6 @@ class DirectCall:
     ) -> None:
         self.dc, self.cin, self.cout, self.rows, self.work = dc, cin, cout, rows, work
         self.launch = launch
-        self._no_res = np.zeros((0, 1, 1), np.float32)
 
     def __call__(
         self, x: np.ndarray | Wide, residual: np.ndarray | Wide | None, wide: bool
@@ -265,7 +264,8 @@ class DirectCall:
         # and output tile stay in that core's L2; the whole batch at once streamed the
         # (B, Lx) and (B, Cout, Lp) work arrays through memory (1.5-3x slower per image).
         xa = np.asarray(x)
-        lay = self.dc.layout(c, h, w)
+        if in_place:  # the images go one by one through the plain layout
+            lay = self.dc.layout(c, h, w)
         r = np.asarray(residual) if isinstance(residual, Wide) else residual
         y = empty((n, self.cout, lay.ho, lay.wo))
 
@@ -305,7 +305,7 @@ class DirectCall:
             # a multiple of the dense tile's 32 positions: the positions a dense 1x1 conv
             # computes on these rows then fit, whichever kernel wrote them
             out = dc.scratch.get("out", (n, rows, -(-lay.lp // 32) * 32))
-        r, rg = residual_args(res, (n, cout, lay.ho, wo), self._no_res)
+        r, rg = residual_args(res, (n, cout, lay.ho, wo))
         self.launch(xb, lay, r, rg, out, serial)
         if direct:
             assert y is not None

@@ -28,6 +28,7 @@ and no kernel reads them into a valid pixel.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -76,18 +77,29 @@ class Wide:
         return f"Wide(shape={self.shape}, wq={self.wq}, plane={self.flat.shape[2]})"
 
 
+# the residual argument of a conv without one (its batch dimension 0 tells the kernel)
+NO_RESIDUAL = np.zeros((0, 1, 1), np.float32)
+
+
+@functools.lru_cache(maxsize=256)
+def _geometry(ho: int, wo: int, rwq: int) -> np.ndarray:
+    # one array per geometry, not a new one per conv call; the kernels only read it (and a
+    # read-only flag would not match their signatures)
+    return np.array([ho, wo, rwq], np.int64)
+
+
 def residual_args(
-    res: np.ndarray | Wide | None, shape: tuple[int, ...], empty: np.ndarray
+    res: np.ndarray | Wide | None, shape: tuple[int, ...], empty: np.ndarray = NO_RESIDUAL
 ) -> tuple[np.ndarray, np.ndarray]:
     """A conv kernel's residual arguments: ``res`` (B, C, L) and ``rg`` = (Ho, Wo, row
     stride), for a residual of the output's ``shape`` (B, C, Ho, Wo); ``empty`` (a
     (0, 1, 1) array) when there is none."""
     n, c, ho, wo = shape
     if res is None:
-        return empty, np.array([ho, wo, wo], np.int64)
+        return empty, _geometry(ho, wo, wo)
     if tuple(res.shape) != tuple(shape):
         raise ValueError(f"conv residual must have shape {tuple(shape)}, got {tuple(res.shape)}")
     if isinstance(res, Wide):
-        return res.flat, np.array([ho, wo, res.wq], np.int64)
+        return res.flat, _geometry(ho, wo, res.wq)
     r = np.ascontiguousarray(res, dtype=np.float32)
-    return r.reshape(n, c, ho * wo), np.array([ho, wo, wo], np.int64)
+    return r.reshape(n, c, ho * wo), _geometry(ho, wo, wo)

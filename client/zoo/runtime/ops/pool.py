@@ -86,7 +86,7 @@ class MaxPool(_Pool):
         """``x`` may be a conv's output left uncropped (a ``Wide``): the kernel reads it."""
         r = x.ndim - 2
         with_indices = len(self.node.outputs) >= 2 and bool(self.node.outputs[1])
-        if isinstance(x, Wide) and (r != 2 or with_indices):
+        if isinstance(x, Wide) and with_indices:  # only the kernel reads a Wide
             x = np.asarray(x)
         if x.dtype == np.float32 and r in (1, 2) and not with_indices:
             # the numba kernel: no padded copy, no window copy (see kernels/_maxpool.py)
