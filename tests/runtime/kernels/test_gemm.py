@@ -97,9 +97,15 @@ def test_matmul_into_with_epilogue(path: str, threads: int, m: int, k: int, n: i
         np.testing.assert_allclose(out, _reference(a, b, e), rtol=1e-4, atol=1e-4)
 
 
-def test_matmul_batched_operands_as_they_lie(path: str, threads: int) -> None:
+@pytest.mark.parametrize("stack_kernel", [True, False])
+def test_matmul_batched_operands_as_they_lie(
+    path: str, threads: int, stack_kernel: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # transposed views go to sgemm as transposed; reversed and broadcast stacks, and
-    # matrices that are neither row- nor column-major, are handled (copied where needed)
+    # matrices that are neither row- nor column-major, are handled (copied where needed);
+    # with the stack kernel (_bmm) on, and off so that the sgemm paths are checked as well
+    if not stack_kernel:
+        monkeypatch.setattr(_pool, "matmul_stack", lambda a, b, t: None)
     q = _rand(1, 128, 12, 64, seed=10).transpose(0, 2, 1, 3)  # (1, 12, 128, 64) view
     kt = _rand(1, 128, 12, 64, seed=11).transpose(0, 2, 3, 1)  # (1, 12, 64, 128) view
     a3, b3 = _rand(6, 70, 90, seed=12), _rand(6, 90, 50, seed=13)

@@ -15,7 +15,8 @@ callable that only computes (always into a fresh array). Its ``.kind`` says whic
 ``dense-direct-conv``  depthwise conv with dense weights: the direct kernel, zeros kept
 =====================  =====================================================================
 
-``matmul_batched`` (np.matmul of two stacks of matrices, the stack split over the threads),
+``matmul_batched`` (np.matmul of two stacks of matrices, the stack split over the threads:
+attention's products in one launch of ``_bmm``'s register tiles),
 ``maxpool2d`` (float32 MaxPool without padded copies), ``erf_f32`` and ``gelu_f32`` (one
 pass each), ``softmax_rows`` and ``layer_norm_rows`` (last axis, one pass per row) are the
 unweighted kernels.

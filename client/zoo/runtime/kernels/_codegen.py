@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._codegen_bmm import bmm_module
 from ._codegen_conv import conv_module, dense_conv_module
 from ._codegen_text import HEADER, both_variants, span_variants
 
@@ -280,6 +281,7 @@ def modules() -> dict[str, str]:
         "dense_gemm.py": gemm_module(),
         "conv.py": conv_module(),
         "dense_conv.py": dense_conv_module(),
+        "bmm.py": bmm_module(),
     }
 
 

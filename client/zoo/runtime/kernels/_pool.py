@@ -22,6 +22,7 @@ from functools import partial
 
 import numpy as np
 
+from ._bmm import matmul_stack
 from ._buffers import empty
 from ._cblas import NO_TRANS, TRANS, find_sgemm
 from ._gemm import NONE1, NONE2, block_epilogue, gemm_parts, gemm_stack
@@ -181,23 +182,30 @@ def _cols(
 def matmul_batched(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """np.matmul(a, b) for stacks of matrices, the stack split over the threads.
 
-    Attention's Q @ K^T and P @ V (BERT-base at seq 128: 12 heads, 7.8 of 100 ms of the
-    90%-sparse model on 1 thread) otherwise run on one thread, as BLAS is pinned to 1. With
-    numpy's cblas_sgemm (``_cblas``) every matrix of the stack is one sgemm call on the
-    operands where they lie: a transposed view (K^T) is passed as transposed, not copied.
-    Without it, the split is along the first stack axis with at least two entries, by
-    slicing, over the Python pool. Anything else (other dtypes, broadcast stacks, 2-D,
-    small work) is plain np.matmul.
+    Attention's Q @ K^T and P @ V (BERT-base at seq 128: 12 heads of 128 x 64 @ 64 x 128
+    and 128 x 128 @ 128 x 64) go to :func:`~._bmm.matmul_stack`, one numba launch with
+    register tiles, reading the operands where they lie. Where it does not apply (B's
+    matrices larger than half the L2, read-only or oddly strided operands): with numpy's
+    cblas_sgemm (``_cblas``) every matrix of the stack is one sgemm call on the operands
+    where they lie, a transposed view (K^T) passed as transposed, not copied; without it,
+    the split is along the first stack axis with at least two entries, by slicing, over the
+    Python pool. Anything else (other dtypes, broadcast stacks, 1-D, small work) is plain
+    np.matmul.
     """
     t = threads()
     if (
-        t <= 1
-        or a.ndim < 3
+        a.ndim < 2
+        or a.ndim != b.ndim
         or a.shape[:-2] != b.shape[:-2]
         or a.dtype != np.float32
         or b.dtype != np.float32
         or a.shape[-1] != b.shape[-2]
     ):
+        return np.asarray(np.matmul(a, b))
+    y = matmul_stack(a, b, t)
+    if y is not None:
+        return y
+    if t <= 1 or a.ndim < 3:
         return np.asarray(np.matmul(a, b))
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     axes = [i for i in range(a.ndim - 2) if a.shape[i] >= 2]
