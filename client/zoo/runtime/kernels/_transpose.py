@@ -11,9 +11,13 @@ import numpy as np
 from ._buffers import work_buffer
 from ._numba_env import kernel, numba, slp_vectorize
 
-# Below this many elements the transpose runs on the calling thread: (128, 768), BERT-base's
-# activations, takes 0.05 ms on one thread, less than waking a second one on a busy box.
-SERIAL_TRANSPOSE_MAX = 1 << 17
+# Below this many elements the transpose runs on the calling thread. It was 1 << 17, so that
+# (128, 768), BERT-base's activations at batch 1 (0.02-0.05 ms on one thread), stayed on the
+# calling thread; but the sparse layers' workers still spin from the previous launch
+# (``_numba_env``), and in the model the split transpose wins: A/B in one process, 2 threads,
+# 90% BERT-base (12 layers) at batch 1 0.920x and 0.981x the time (two runs), 90% MLP at
+# batch 64 0.979x.
+SERIAL_TRANSPOSE_MAX = 1 << 14
 
 with slp_vectorize():
 
