@@ -27,7 +27,7 @@ SERIAL_MAX = 1 << 15  # elements below which a parallel launch costs more than i
 # LayerNormalization is lighter per element: BERT-base's (128, 768) took 36 us on one thread
 # and a median 71-74 us split over two (a woken worker starts late), so it runs serially
 # up to more elements.
-LN_SERIAL_MAX = 1 << 17
+LN_SERIAL_MAX = 1 << 15
 
 
 @intrinsic
