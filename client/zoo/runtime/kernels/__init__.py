@@ -10,7 +10,7 @@ callable that only computes (always into a fresh array). Its ``.kind`` says whic
 ``dense-tiled-conv``   conv, dense, one group: direct, 8 output channels x 32 positions per
                        register tile, weights packed at plan time, no im2col (``_dense_direct``)
 ``dense-im2col``       conv, dense, grouped: im2col + sgemm per image and group (``_dense``)
-``sparse-direct-conv`` conv: direct, zero weights skipped, 64 output positions per register
+``sparse-direct-conv`` conv: direct, zero weights skipped, 128 output positions per register
                        tile, strides / dilations / groups / depthwise (``_direct_conv``)
 ``dense-direct-conv``  depthwise conv with dense weights: the direct kernel, zeros kept
 =====================  =====================================================================

@@ -10,8 +10,8 @@ every weight tap a constant element offset:
 with offs[j] = (phase * C + ci) * P + ((kh * dh) // sh) * Wq + (kw * dw) // sw, the plane
 P = Hq * Wq rounded up to 16 floats, and phase = ((kh * dh) % sh, (kw * dw) % sw).
 Strides, dilations, groups (ci is the absolute input channel) and depthwise all reduce to
-this one kernel; it runs 64 contiguous output positions per register tile (four AVX-512
-accumulators) and skips zero weights.
+this one kernel; it runs 128 contiguous output positions per register tile (eight AVX-512
+accumulators; the rest of a row as 64 + 32 + 16 + 8) and skips zero weights.
 
 Between two convs the output need not be cropped: :class:`DirectCall` (shared with the dense
 tiled conv) returns it as a ``_wide.Wide`` when the step asks for one, and a conv reading a
@@ -79,6 +79,7 @@ import numpy as np
 
 from ._activation import Activation, activation_code
 from ._buffers import empty
+from ._codegen_conv import MAIN_WIDTH
 from ._dense import parallel_images
 from ._numba_env import numba, slp_vectorize
 from ._types import ConvGeometry, Kernel, Scratch
@@ -183,7 +184,9 @@ class DirectConv:
         if lx >= 2**32:
             raise ValueError(f"conv input too large for uint32 offsets: {lx} elements per image")
         last_col = int((ew // sw)[offs.argmax()]) if self.nnz else 0  # farthest tap's column
-        chunk = max(64, (_L2_BYTES // (4 * c * len(used)) - last_col) // 64 * 64)
+        # a multiple of the sparse kernel's main tile (and so of the dense kernel's 32)
+        window = _L2_BYTES // (4 * c * len(used)) - last_col
+        chunk = max(MAIN_WIDTH, window // MAIN_WIDTH * MAIN_WIDTH)
         phases = tuple((p // sw, p % sw) for p in used)
         return _Layout(phases, hq, wq, plane, ho, wo, lp, lx, offs.astype(np.uint32), chunk)
 
