@@ -2,7 +2,8 @@
 
 The chain below has every way a Wide is read: a 1x1 conv computing on it in place, a fused
 residual, a padded and strided conv copying from it, MaxPool reading it, a non-conv op
-(Sigmoid) and a graph output getting the cropped array.
+(Sigmoid) and a graph output getting the cropped array. A second chain has a conv written
+inside the zero frame of its reader's padding, which reads it as its padded input.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
 from zoo.runtime import InferenceSession
-from zoo.runtime.kernels import Wide
+from zoo.runtime.kernels import Wide, _direct_conv
 from zoo.runtime.kernels._wide import residual_args
 
 ort = pytest.importorskip("onnxruntime")
@@ -108,3 +109,87 @@ def test_wide_crops_to_a_new_array_and_checks_residual_shapes() -> None:
         residual_args(wide, (2, 3, 3, 5), np.zeros((0, 1, 1), np.float32))
     with pytest.raises(ValueError, match="not a wide conv layout"):
         Wide(flat, ho=4, wq=5, wo=4)  # 4 rows of 5 do not fit in a plane of 16
+
+
+def _framed_chain(sparsity: float, hw: tuple[int, int], pads: list[int]) -> ModelProto:
+    # c1 pads its left by 2 and right by 1, so its rows are W + 3 wide and its output is
+    # W + 1 wide; c2 (1x1, relu) computes in place on those rows; c3 pads by ``pads``
+    # (left + right = 2: its padded width is W + 3 too), so c2 writes inside c3's zero
+    # frame and c3 reads that as its padded input; c4 (1x1) reads c3's Wide in place
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 2, 1, 1], name="c1"),
+        helper.make_node("Conv", ["a", "w2", "b2"], ["b0"], name="c2"),
+        helper.make_node("Relu", ["b0"], ["b"]),
+        helper.make_node("Conv", ["b", "w3", "b3"], ["c"], pads=pads, name="c3"),
+        helper.make_node("Conv", ["c", "w4"], ["d"], name="c4"),
+    ]
+    inits = {
+        "w1": _weight((16, 8, 3, 3), sparsity),
+        "w2": _weight((24, 16, 1, 1), sparsity),
+        # a bias, so that anything but zeros in the frame would show in c3's border pixels
+        "b2": RNG.standard_normal(24).astype(np.float32),
+        "w3": _weight((24, 24, 3, 3), sparsity),
+        "b3": RNG.standard_normal(24).astype(np.float32),
+        "w4": _weight((8, 24, 1, 1), sparsity),
+    }
+    graph = helper.make_graph(
+        nodes,
+        "framed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8, *hw])],
+        [helper.make_tensor_value_info("d", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.9], ids=["dense", "sparse"])
+@pytest.mark.parametrize("hw", [(13, 11), (7, 7)])
+@pytest.mark.parametrize("pads", [[1, 1, 1, 1], [0, 2, 2, 0], [2, 0, 1, 2]])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_conv_written_inside_its_readers_zero_frame(
+    sparsity: float,
+    hw: tuple[int, int],
+    pads: list[int],
+    batch: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = _framed_chain(sparsity, hw, pads)
+    sess = InferenceSession(model, threads=2)
+    assert any("zero frame: c2 -> c3" in f for f in sess.plan.fusions)
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    copies = []
+    prepare = _direct_conv.DirectConv.prepare
+
+    def counted(self: Any, x: np.ndarray, lay: Any) -> np.ndarray:
+        copies.append(self.geo.pads)
+        return prepare(self, x, lay)
+
+    monkeypatch.setattr(_direct_conv.DirectConv, "prepare", counted)
+    seen: dict[str, Any] = {}
+    for _ in range(2):  # the second run finds the frame as the first one left it
+        x = RNG.standard_normal((batch, 8, *hw)).astype(np.float32)
+        seen.clear()
+        copies.clear()
+        (got,) = sess.run(None, {"x": x}, on_step=lambda i, v: seen.update(v))
+        np.testing.assert_allclose(got, ref.run(None, {"x": x})[0], rtol=1e-4, atol=1e-5)
+        if batch == 1:
+            b = seen["b"]
+            assert isinstance(b, Wide) and b.frame == tuple(pads)
+            assert b.wq == hw[1] + 3 and b.offset == pads[0] * b.wq + pads[1]
+            assert copies == [(1, 2, 1, 1)]  # only c1 copies its input into a padded layout
+        else:  # one image at a time through the plain layouts
+            assert (1, 2, 1, 1) in copies and tuple(pads) in copies
+
+
+def test_framed_wide_crops_from_its_offset() -> None:
+    buf = np.arange(2 * 24 + 8, dtype=np.float32)
+    flat = buf[:48].reshape(1, 2, 24)
+    wide = Wide(flat, ho=3, wq=5, wo=4, offset=6, frame=(1, 1, 1, 0), buffer=buf)
+    want = flat[:, :, 6:21].reshape(1, 2, 3, 5)[..., :4]
+    np.testing.assert_array_equal(np.asarray(wide), want)
+    # a residual read from a framed Wide is its cropped copy (the kernels take no offset)
+    res, rg = residual_args(wide, (1, 2, 3, 4), np.zeros((0, 1, 1), np.float32))
+    np.testing.assert_array_equal(res.reshape(1, 2, 3, 4), want)
+    assert rg.tolist() == [3, 4, 4]
+    with pytest.raises(ValueError, match="not a wide conv layout"):
+        Wide(flat, ho=4, wq=5, wo=4, offset=6)  # 4 rows of 5 from 6 do not fit in 24

@@ -14,7 +14,9 @@ Passes, in order (each one a small function):
    GEMM over their concatenated weights; a sparse MatMul read only by sparse MatMuls
    (directly or through a GELU) hands its result on transposed (the layout they read),
    and a power-of-two scale of attention's scores folds into the Q projection;
-4. dead-node removal, op instantiation (kernels are planned here), and last-use liveness so
+4. dead-node removal; a Conv read only by a padded Conv with stride 1 learns that reader's
+   padding (``_frame``: it may write its output inside that zero frame, ``kernels/_wide``);
+   op instantiation (kernels are planned here), and last-use liveness so
    intermediate arrays are released as soon as nothing reads them.
 """
 
@@ -168,6 +170,7 @@ def build_plan(model: ModelProto, *, sparse: bool = True) -> Plan:
     nodes = _fold_attention_scale(nodes, plan, output_names)
     _chain_sparse_layouts(nodes, plan, output_names, sparse)
     nodes = _remove_dead(nodes, output_names)
+    _frame_conv_outputs(nodes, plan, output_names)
 
     ctx = BuildContext(opset, plan.constants, sparse)
     used = {name for node in nodes for name in node.inputs} | output_names
@@ -707,6 +710,43 @@ def _chain_sparse_layouts(nodes: list[Node], plan: Plan, outputs: set[str], spar
         ):
             mm.attrs["_transposed_out"] = True
             plan.fusions.append(f"MatMul transposed output: {mm.name} -> {users[0].name}")
+
+
+def _conv_2d(plan: Plan, node: Node) -> bool:
+    """A standard-domain Conv with a constant float32 4-D weight (a direct conv kernel)."""
+    if node.op_type != "Conv" or node.domain not in ("", "ai.onnx"):
+        return False
+    w = _float_const(plan, node, 1)
+    return w is not None and w.ndim == 4
+
+
+def _frame_conv_outputs(nodes: list[Node], plan: Plan, outputs: set[str]) -> None:
+    """Give a Conv whose only reader is a Conv with stride 1 and explicit pads that reads
+    it as its input (once) the reader's pads, as ``_frame``: the producer then writes its
+    output inside that zero frame, when its rows have the padded width, and the reader
+    skips its padding copy (``kernels/_wide``; measured in
+    ``_direct_conv.DirectCall._framed``)."""
+    readers = _consumers(nodes)
+    for prod in nodes:
+        if not _conv_2d(plan, prod):
+            continue
+        user = _single_reader(prod, readers, outputs)
+        if user is None or not _conv_2d(plan, user) or user.inputs[0] != prod.outputs[0]:
+            continue
+        pads = user.attrs.get("pads")
+        strides = user.attrs.get("strides", (1, 1))
+        if (
+            prod.outputs[0] in user.inputs[1:]
+            or user.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "")
+            or pads is None
+            or len(pads) != 4
+            or not any(pads)
+            or min(pads) < 0
+            or any(s != 1 for s in strides)
+        ):
+            continue
+        prod.attrs["_frame"] = tuple(int(p) for p in pads)
+        plan.fusions.append(f"Conv output in a zero frame: {prod.name} -> {user.name}")
 
 
 def _remove_dead(nodes: list[Node], outputs: set[str]) -> list[Node]:

@@ -99,7 +99,7 @@ def maxpool2d(
     """
     n, c, h, w = x.shape
     ho, wo = out_size
-    if isinstance(x, Wide):
+    if isinstance(x, Wide) and x.offset == 0:
         planes, wq = x.flat.reshape(n * c, x.flat.shape[2]), x.wq
     else:
         planes, wq = np.ascontiguousarray(x, dtype=np.float32).reshape(n * c, h * w), w

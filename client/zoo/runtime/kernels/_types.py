@@ -40,12 +40,15 @@ class Kernel:
             return y
         return self._fn(x) if residual is None else self._fn(x, residual)  # type: ignore[no-any-return]
 
-    def wide(self, x: Any, residual: Any = None) -> np.ndarray | Wide:
+    def wide(
+        self, x: Any, residual: Any = None, frame: tuple[int, int, int, int] | None = None
+    ) -> np.ndarray | Wide:
         """As calling the kernel, but ``x`` and ``residual`` may be :class:`~._wide.Wide`,
         and a direct conv may return its output uncropped, as a Wide (for a Conv step: see
-        ``_wide``)."""
+        ``_wide``) - inside a zero frame of the (top, left, bottom, right) padding ``frame``
+        when it can."""
         if self.takes_wide:
-            return self._fn(x, residual, True)  # type: ignore[no-any-return]
+            return self._fn(x, residual, True, frame)  # type: ignore[no-any-return]
         x = np.asarray(x) if isinstance(x, Wide) else x
         return self(x, np.asarray(residual) if isinstance(residual, Wide) else residual)
 

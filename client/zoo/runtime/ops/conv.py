@@ -28,6 +28,10 @@ class Conv(OpRun):
         self.weight = self.const_input(1)
         self.bias = self.const_input(2)
         self.activation = self.attr("_activation")
+        # the padding of the only reader, a padded conv with stride 1 (planner): the output
+        # may then be written inside its zero frame (kernels/_wide.py)
+        frame = self.attr("_frame")
+        self.frame: tuple[int, int, int, int] | None = None if frame is None else tuple(frame)
         self.group = int(self.attr("group", 1))
         self._planned: dict[tuple[int, ...], Kernel] = {}
         # pads per (input spatial shape, weight shape): resolved once, not on every call (5
@@ -115,7 +119,7 @@ class Conv(OpRun):
             kernel = self._kernel_for(pads)
             if w.ndim == 3:  # (N, C, L) -> (N, C, 1, L) -> (N, Cout, 1, Lo) -> (N, Cout, Lo)
                 return (kernel(np.asarray(x)[:, :, None, :])[:, :, 0, :],)
-            return (kernel.wide(x, residual),)
+            return (kernel.wide(x, residual, self.frame),)
         x, residual = np.asarray(x), None if residual is None else np.asarray(residual)
         _, strides, dilations = self._geometry(w)
         y = conv_nd(x, w, b, strides, pads, dilations, self.group)
