@@ -57,7 +57,8 @@ import numpy as np
 from ._activation import Activation, activation_code
 from ._codegen_conv import DENSE_ROWS, DENSE_WIDTH
 from ._direct_conv import DirectCall, DirectConv, _Layout
-from ._numba_env import numba, slp_vectorize
+from ._numba_env import slp_vectorize
+from ._pool import threads
 from ._types import ConvGeometry, Kernel
 
 with slp_vectorize():
@@ -100,7 +101,7 @@ def dense_direct_conv(
     def launch(
         xb: np.ndarray, lay: _Layout, r: np.ndarray, rg: np.ndarray, out: np.ndarray, serial: bool
     ) -> None:
-        parts = 1 if serial else min(numba.get_num_threads(), xb.shape[0] * blocks)
+        parts = 1 if serial else min(threads(), xb.shape[0] * blocks)
         (dense_conv_all_serial if serial else dense_conv_all)(
             xb, lay.offs, wp, b, lay.lp, lay.chunk, parts, r, rg, lay.wq, code, fa, fb, cout, out
         )

@@ -81,7 +81,8 @@ from ._activation import Activation, activation_code
 from ._buffers import empty
 from ._codegen_conv import MAIN_WIDTH
 from ._dense import parallel_images
-from ._numba_env import numba, slp_vectorize
+from ._numba_env import slp_vectorize
+from ._pool import threads
 from ._types import ConvGeometry, Kernel, Scratch
 from ._wide import Wide, residual_args, zero_garbage
 
@@ -280,7 +281,7 @@ class DirectCall:
             # one thread: the serial kernel, 5-10% faster than the parallel one run as a
             # single part (1 thread per call: 64ch 3x3 at 56x56 0.474 -> 0.444 ms)
             small = self.work * n * lay.lp < SERIAL_MAX_WORK
-            serial = small or numba.get_num_threads() == 1
+            serial = small or threads() == 1
             source = "in place" if in_place else "framed" if framed else "copy"
             return self._into(x, lay, source, residual, serial, wide, None, frame)
         # A batch: one image at a time per worker, serial kernels. Each image's padded input
@@ -421,7 +422,7 @@ def direct_conv(
     def launch(
         xb: np.ndarray, lay: _Layout, r: np.ndarray, rg: np.ndarray, out: np.ndarray, serial: bool
     ) -> None:
-        parts = 1 if serial else min(numba.get_num_threads(), xb.shape[0] * cout)
+        parts = 1 if serial else min(threads(), xb.shape[0] * cout)
         (conv_all_serial if serial else conv_all)(
             xb, lay.offs, *taps, lay.lp, lay.chunk, parts, r, rg, lay.wq, code, fa, fb, out
         )

@@ -54,7 +54,7 @@ class Wide:
     pixel, up to (top + ho + bottom) * wq, and ``buffer`` is the flat array ``flat`` starts
     at, with slack after the last plane (a padded conv's taps read past it)."""
 
-    __slots__ = ("buffer", "flat", "frame", "ho", "offset", "wo", "wq")
+    __slots__ = ("buffer", "flat", "frame", "ho", "offset", "shape", "wo", "wq")
 
     ndim = 4
 
@@ -82,12 +82,8 @@ class Wide:
         self.flat = flat
         self.ho, self.wq, self.wo = ho, wq, wo
         self.offset, self.frame, self.buffer = offset, frame, buffer
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        """The tensor's shape, (B, C, Ho, Wo)."""
-        n, c = self.flat.shape[:2]
-        return n, c, self.ho, self.wo
+        # the tensor's shape, (B, C, Ho, Wo): an attribute, read several times per conv call
+        self.shape: tuple[int, int, int, int] = (flat.shape[0], flat.shape[1], ho, wo)
 
     @property
     def dtype(self) -> np.dtype[Any]:
