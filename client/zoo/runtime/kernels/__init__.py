@@ -11,7 +11,8 @@ callable that only computes (always into a fresh array). Its ``.kind`` says whic
                        register tile, weights packed at plan time, no im2col (``_dense_direct``)
 ``dense-im2col``       conv, dense, grouped: im2col + sgemm per image and group (``_dense``)
 ``sparse-direct-conv`` conv: direct, zero weights skipped, 128 output positions per register
-                       tile, strides / dilations / groups / depthwise (``_direct_conv``)
+                       tile, input channels in L1-sized blocks, strides / dilations / groups /
+                       depthwise (``_direct_conv``)
 ``dense-direct-conv``  depthwise conv with dense weights: the direct kernel, zeros kept
 =====================  =====================================================================
 

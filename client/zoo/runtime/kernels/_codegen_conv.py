@@ -7,86 +7,87 @@ from ._codegen_text import HEADER, span_variants
 MAIN_WIDTH = 128  # output positions per register tile of the main loop (eight vectors)
 CONV_WIDTHS = (64, 32, 16, 8)  # the tiles of the remainder, largest first
 
-# (xb, offs, indptr, values, bias, lp, chunk, parts, res, rg, wq, code, alpha, beta, out)
+# (xb, offs, segptr, values, bias, lp, parts, res, rg, wq, code, alpha, beta, out)
 _CONV_SIG = (
-    "void(float32[:, ::1], uint32[::1], int64[::1], float32[::1], float32[::1], "
-    "int64, int64, int64, float32[:, :, ::1], int64[::1], int64, int64, float32, float32, "
+    "void(float32[:, ::1], uint32[::1], int64[:, ::1], float32[::1], float32[::1], "
+    "int64, int64, float32[:, :, ::1], int64[::1], int64, int64, float32, float32, "
     "float32[:, :, ::1])"
 )
 
 
-def _main_tile(q0: str, indent: str) -> list[str]:
-    """Lines computing oo[q0:q0+MAIN_WIDTH] = bias + the row's taps, in one set of
-    accumulators: eight vectors are eight FMA chains, enough for two FMAs per cycle, and
-    each nonzero's scalar work (its value, its offset, the loop) now serves eight vectors
-    instead of four. Per call, 1 thread, 90% sparse ResNet-50 layers, time against 64-wide
-    tiles: 3x3 convs 0.90-0.96x (0.99x at 7x7, where a map is one 64-wide tile), 1x1 at
-    14x14 0.92-0.93x, 1x1 at 56x56 0.98-1.04x; in sum 0.956x (two sets of eight: 0.955x).
-    Whole models at batch 1 on 2 threads, A/B in one process: ResNet-50 90% 0.979x, 80%
-    0.986x, 95% 0.981x, MobileNetV2 90% 0.989x; at batch 16 0.999x. The cost: a cold
-    compile of both conv_all variants takes 31 s instead of 21 s (once: numba caches it)."""
-    acc = [f"a{i}" for i in range(MAIN_WIDTH)]
-    lines = [f"uq0 = _u64({q0})"]
-    lines += [f"{a} = np.float32(0.0)" for a in acc]
-    lines += [
-        "j = lo",
-        "while j < hi:",
-        "    v = values[j]",
-        "    base = _u64(offs[j]) + uq0",
-    ]
-    lines += [f"    {a} += v * xi[base + _u64({i})]" for i, a in enumerate(acc)]
-    lines += ["    j += _u64(1)"]
-    lines += [f"oo[uq0 + _u64({i})] = {a} + bn" for i, a in enumerate(acc)]
-    return [indent + line for line in lines]
-
-
 def _tile(width: int, q0: str, indent: str) -> list[str]:
-    """Lines computing oo[q0:q0+width] = bias + the row's taps, in two sets of ``width``
-    accumulators: the row's even nonzeros go to one, its odd ones to the other.
+    """Lines adding one segment of a row's taps (nonzeros lo .. hi, one block of input
+    channels) to oo[q0:q0+width]: started from the bias in block 0, else from what the
+    previous blocks left in ``oo``.
 
-    With one set, a 64-wide tile has four FMA chains, each waiting for its last FMA (4
-    cycles): enough for the Zen 4's one 512-bit FMA per cycle (two sets there: 0.94-1.05x
-    the time per layer), not for the Zen 5's two. Two sets, whole ResNet-50 on the Zen 5
-    box, A/B in one process: 90% sparse 0.970x-0.976x the time at batch 1, 0.975x at batch
-    16; 80% 0.974x; 95% 0.977x (four sets: 0.969x, no better)."""
+    The main tile (MAIN_WIDTH, eight vectors) keeps one set of accumulators: eight FMA
+    chains are enough for two FMAs per cycle, and each nonzero's scalar work (its value,
+    its offset, the loop) serves eight vectors. Per call, 1 thread, 90% sparse ResNet-50
+    layers, against 64-wide tiles (before the channel blocks): 3x3 convs 0.90-0.96x the
+    time, 1x1 at 14x14 0.92-0.93x, at 56x56 0.98-1.04x; whole models at batch 1, A/B:
+    ResNet-50 90% 0.979x, 80% 0.986x, 95% 0.981x, MobileNetV2 0.989x.
+
+    The narrower tiles of the remainder keep two sets, the segment's even nonzeros in one
+    and its odd ones in the other: with one set a 64-wide tile has four FMA chains, each
+    waiting for its last FMA (4 cycles), enough for the Zen 4's one 512-bit FMA per cycle,
+    not for the Zen 5's two (whole ResNet-50, 90%, A/B: 0.970-0.976x the time)."""
     acc = [f"a{i}" for i in range(width)]
-    acc2 = [f"c{i}" for i in range(width)]
-    lines = [f"uq0 = _u64({q0})"]
-    lines += [f"{a} = np.float32(0.0)" for a in acc + acc2]
-    lines += [
-        "j = lo",
-        "while j + _u64(1) < hi:",
-        "    v = values[j]",
-        "    base = _u64(offs[j]) + uq0",
-        "    v2 = values[j + _u64(1)]",
-        "    base2 = _u64(offs[j + _u64(1)]) + uq0",
-    ]
+    acc2 = [f"c{i}" for i in range(width)] if width < MAIN_WIDTH else []
+    lines = [f"uq0 = _u64({q0})", "if k == 0:"]
+    lines += [f"    {a} = bn" for a in acc]
+    lines += ["else:"]
+    lines += [f"    {a} = oo[uq0 + _u64({i})]" for i, a in enumerate(acc)]
+    lines += [f"{c} = np.float32(0.0)" for c in acc2]
+    lines += ["j = lo"]
+    if acc2:
+        lines += [
+            "while j + _u64(1) < hi:",
+            "    v = values[j]",
+            "    base = _u64(offs[j]) + uq0",
+            "    v2 = values[j + _u64(1)]",
+            "    base2 = _u64(offs[j + _u64(1)]) + uq0",
+        ]
+        lines += [f"    {a} += v * xi[base + _u64({i})]" for i, a in enumerate(acc)]
+        lines += [f"    {c} += v2 * xi[base2 + _u64({i})]" for i, c in enumerate(acc2)]
+        lines += ["    j += _u64(2)", "if j < hi:"]
+    else:
+        lines += ["while j < hi:"]
+    lines += ["    v = values[j]", "    base = _u64(offs[j]) + uq0"]
     lines += [f"    {a} += v * xi[base + _u64({i})]" for i, a in enumerate(acc)]
-    lines += [f"    {a} += v2 * xi[base2 + _u64({i})]" for i, a in enumerate(acc2)]
-    lines += [
-        "    j += _u64(2)",
-        "if j < hi:",
-        "    v = values[j]",
-        "    base = _u64(offs[j]) + uq0",
-    ]
-    lines += [f"    {a} += v * xi[base + _u64({i})]" for i, a in enumerate(acc)]
+    if not acc2:
+        lines += ["    j += _u64(1)"]
     # stored through the unsigned position: with the signed q0 numba adds negative-index
     # wraparound code to each store, which kept them scalar (64 vmovss + cmov per tile;
     # unsigned: four vector stores, 1 thread per call 1.1-1.45x faster on ResNet-50 shapes)
-    pairs = enumerate(zip(acc, acc2, strict=True))
-    lines += [f"oo[uq0 + _u64({i})] = ({a} + {c}) + bn" for i, (a, c) in pairs]
+    if acc2:
+        pairs = enumerate(zip(acc, acc2, strict=True))
+        lines += [f"oo[uq0 + _u64({i})] = {a} + {c}" for i, (a, c) in pairs]
+    else:
+        lines += [f"oo[uq0 + _u64({i})] = {a}" for i, a in enumerate(acc)]
     return [indent + line for line in lines]
 
 
-_ROW = [
-    "b = t // cout",
-    "co = t - b * cout",
-    "xi = xb[b]",
-    "oo = out[b, co]",
-    "bn = bias[co]",
-    "lo = _u64(indptr[co])",
-    "hi = _u64(indptr[co + 1])",
-]
+def _segments(width: int, q0: str, indent: str) -> list[str]:
+    """Lines running the ``width``-wide tile at ``q0`` over every channel block ``k`` and
+    every row ``t`` of the task, block by block: a block's input window stays in L1 while
+    all the task's rows read it. An empty segment past block 0 is skipped."""
+    # The task's rows t = b * cout + co as a loop over images and, inside, a range of
+    # channels: with (b, co) stepped along one loop over t (or t // cout per segment), the
+    # segments ran at half the speed (their loads and stores no longer vectorized as well).
+    lines = [
+        "for k in range(nblk):",
+        "    for b in range(b_lo, b_end + 1):",
+        "        xi = xb[b]",
+        "        c_hi = co_end if b == b_end else cout",
+        "        for co in range(co_lo if b == b_lo else 0, c_hi):",
+        "            lo = _u64(segptr[k, co])",
+        "            hi = _u64(segptr[k, co + 1])",
+        "            if k == 0 or lo < hi:  # block 0 stores the bias even with no taps",
+        "                oo = out[b, co]",
+        "                bn = bias[co]",
+    ]
+    lines += _tile(width, q0, " " * 16)
+    return [indent + line for line in lines]
 
 
 def _row_epilogue(indent: str) -> list[str]:
@@ -127,45 +128,49 @@ def conv_body() -> str:
     ``xb`` (B, Lx) is each image padded (and split into stride phases) and flattened, so a
     weight w[co, ci, kh, kw] reads the input at a constant element offset ``offs[j]`` from
     the output's flat position q: out[b, co, q] = sum_j values[j] * xb[b, offs[j] + q].
+    The nonzeros come sorted by block of input channels, then row: row co's nonzeros in
+    block k are segptr[k, co] .. segptr[k, co + 1] (``segptr`` (K, Cout + 1)).
 
     One launch per conv: ``parts`` tasks (one per thread) each take a contiguous block of
-    the B * Cout rows and run, for each ``chunk`` of positions in turn (the input window of
-    a chunk stays in L2; a multiple of MAIN_WIDTH), MAIN_WIDTH-wide register tiles over
-    their rows, then the remainder (a multiple of 8) as 64 + 32 + 16 + 8 wide tiles, then
-    their rows' epilogue: the residual
-    ``res`` (B, Cout, L; only when its batch dimension is not 0; its geometry in ``rg``) at
-    q = oh * wq + ow, and the activation, in its own vectorizable loop. Before, each chunk,
-    each remainder width and the epilogue was a launch of its own (171 launches for
-    ResNet-50 at batch 1, 53 convs) and a woken worker thread starts late on a busy machine.
-    (No software prefetch here, unlike the linear kernel: successive tiles of a tap read
-    successive addresses, which the hardware prefetcher follows; measured with it, the
-    ResNet-50 layers went from 2.2-3.5x to 2.4-3.9x ORT but the heavy 56x56 3x3 from 3.5x
-    to 2.7x.)
+    the B * Cout rows. For each MAIN_WIDTH-wide tile of positions, then for the remainder
+    (a multiple of 8) as 64 + 32 + 16 + 8 wide tiles, the task runs the tile over its rows
+    one channel block at a time (``_segments``): a block's input window (the block's
+    channels at the tile's positions and its taps' reach) is sized to stay in L1
+    (``_direct_conv``), where every row the task has reads it; the partial sums wait in
+    ``out``. Then the task's rows get their epilogue: the residual ``res`` (B, Cout, L;
+    only when its batch dimension is not 0; its geometry in ``rg``) at q = oh * wq + ow, and
+    the activation, in its own vectorizable loop.
+
+    Before, a task ran each row over all its tiles with every input channel at once, for
+    chunks of positions whose input window stayed in L2: each nonzero's loads then came from
+    L2, 6-9 cycles per nonzero of a 64-wide tile. Per call, 1 thread, 90% sparse ResNet-50
+    layers (blocks of 32 channels for the 3x3 convs, 128 for the 1x1), time against that:
+    see ``_direct_conv``. (No software prefetch: measured with one of the row of the
+    nonzero 16 ahead, 1.014x the time in sum over ResNet-50's layers on the Zen 5 box.)
     """
     lines = [
-        "def conv_all(xb, offs, indptr, values, bias, lp, chunk, parts, res, rg, wq, code, "
+        "def conv_all(xb, offs, segptr, values, bias, lp, parts, res, rg, wq, code, "
         "alpha, beta, out):",
         '    """The direct conv of every row of ``out`` in ``parts`` tasks."""',
         "    cout = out.shape[1]",
         "    nt = xb.shape[0] * cout",
+        "    nblk = segptr.shape[0]",
         f"    full = lp // {MAIN_WIDTH} * {MAIN_WIDTH}",
         "    for p in PRANGE(parts):",
         "        t_lo = p * nt // parts",
         "        t_hi = (p + 1) * nt // parts",
-        "        for c_lo in range(0, full, chunk):",
-        "            c_hi = min(full, c_lo + chunk)",
-        "            for t in range(t_lo, t_hi):",
+        "        b_lo = t_lo // cout",
+        "        co_lo = t_lo - b_lo * cout",
+        "        b_end = (t_hi - 1) // cout if t_hi > t_lo else b_lo - 1  # the last image",
+        "        co_end = t_hi - b_end * cout  # and its rows' end",
+        f"        for q0 in range(0, full, {MAIN_WIDTH}):",
     ]
-    lines += ["                " + line for line in _ROW]
-    lines += [f"                for q0 in range(c_lo, c_hi, {MAIN_WIDTH}):"]
-    lines += _main_tile("q0", " " * 20)
-    lines += ["        if full < lp:", "            for t in range(t_lo, t_hi):"]
-    lines += ["                " + line for line in _ROW]
-    lines += ["                qr = full"]
+    lines += _segments(MAIN_WIDTH, "q0", " " * 12)
+    lines += ["        qr = full"]
     for w in CONV_WIDTHS:
-        lines += [f"                if lp - qr >= {w}:"]
-        lines += _tile(w, "qr", " " * 20)
-        lines += [f"                    qr += {w}"]
+        lines += [f"        if lp - qr >= {w}:"]
+        lines += _segments(w, "qr", " " * 12)
+        lines += [f"            qr += {w}"]
     lines += [
         "        for t in range(t_lo, t_hi):",
         "            b = t // cout",
