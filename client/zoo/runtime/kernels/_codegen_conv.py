@@ -73,7 +73,8 @@ def _segments(width: int, q0: str, indent: str) -> list[str]:
     all the task's rows read it. An empty segment past block 0 is skipped."""
     # The task's rows t = b * cout + co as a loop over images and, inside, a range of
     # channels: with (b, co) stepped along one loop over t (or t // cout per segment), the
-    # segments ran at half the speed (their loads and stores no longer vectorized as well).
+    # blocked kernel ran at half the speed on a 1x1 conv at 7x7 (measured, 0.25 against
+    # 0.13 ms; the generated code was not inspected).
     lines = [
         "for k in range(nblk):",
         "    for b in range(b_lo, b_end + 1):",
@@ -143,10 +144,10 @@ def conv_body() -> str:
 
     Before, a task ran each row over all its tiles with every input channel at once, for
     chunks of positions whose input window stayed in L2: each nonzero's loads then came from
-    L2, 6-9 cycles per nonzero of a 64-wide tile. Per call, 1 thread, 90% sparse ResNet-50
-    layers (blocks of 32 channels for the 3x3 convs, 128 for the 1x1), time against that:
-    see ``_direct_conv``. (No software prefetch: measured with one of the row of the
-    nonzero 16 ahead, 1.014x the time in sum over ResNet-50's layers on the Zen 5 box.)
+    L2, 6-9 cycles per nonzero of a 64-wide tile. Per call, 90% sparse ResNet-50 layers
+    (blocks of 24-37 channels for the 3x3 convs, 240 for the 1x1), time against that: see
+    ``_direct_conv``. (No software prefetch: measured with one of the row of the nonzero 16
+    ahead, 1.014x the time in sum over ResNet-50's layers on the Zen 5 box.)
     """
     lines = [
         "def conv_all(xb, offs, segptr, values, bias, lp, parts, res, rg, wq, code, "
