@@ -26,7 +26,10 @@ in one process: ResNet-50 90% 0.902x, 80% 0.855x, 95% 0.916x, at batch 16 0.894x
 MobileNetV2 90% 0.880x. Before the weights were stored in that order (by row), the 7x7
 stage of the 90% ResNet-50 ran up to 25% slower than unblocked (its weights come from
 memory, and each segment was a jump); before the blocks' size followed the density, the
-95% model ran 1.08x slower (segments of 6-12 nonzeros). With every tap's offset folded into
+95% model ran 1.08x slower (segments of 6-12 nonzeros). The two sizes are flat around
+their values (whole 90% / 80% or 95% ResNet-50, A/B against 24 KB and 24 nonzeros): a 16 KB
+window 1.011x / 1.016x the time, 32 KB 0.999x / 1.016x; 16 nonzeros 1.002x / 0.988x, 40
+0.990x / 0.991x. With every tap's offset folded into
 16 KB (all reads from L1; a timing experiment), a layer ran only 1.28-1.67x faster: the
 blocks take a good part of that. The cost: numba's first compile of the two conv_all
 variants takes 42 s instead of 31 s (once per machine; then loaded from its cache).
