@@ -302,3 +302,37 @@ def test_dense_tiled_conv_takes_one_group_and_its_channels() -> None:
     f = dense_direct_conv(w, b, _geo(w, kw), None)
     with pytest.raises(ValueError, match="has 4 channels, the weight expects 5"):
         f(x[:, :4])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("xs", "ws", "strides", "pads"),
+    [
+        ((1, 300, 9, 11), (37, 300, 3, 3), (1, 1), (1, 1, 1, 1)),
+        ((3, 260, 7, 7), (29, 260, 1, 1), (1, 1), (0, 0, 0, 0)),  # images split over tasks
+        ((2, 200, 12, 13), (19, 200, 3, 3), (2, 2), (1, 0, 1, 2)),  # stride phases
+    ],
+    ids=["3x3", "1x1 batch", "3x3 stride 2"],
+)
+@pytest.mark.parametrize("sparsity", [0.5, 0.9])
+def test_input_channel_blocks(xs, ws, strides, pads, sparsity: float, threads: int) -> None:  # type: ignore[no-untyped-def]
+    # enough input channels for several blocks (DirectConv._blocks), and rows with empty
+    # segments: one with no nonzero at all (it gets the bias), one with none in the first
+    # blocks (block 0 must still start it from the bias), one with none in the last ones
+    set_threads(threads)
+    try:
+        rng = np.random.default_rng(int(sparsity * 100) + xs[1])
+        x = rng.uniform(-1, 1, xs).astype(np.float32)
+        w = prune(rng.uniform(-0.5, 0.5, ws).astype(np.float32), sparsity, rng)
+        w[3] = 0
+        w[5, : xs[1] // 2] = 0
+        w[7, xs[1] // 3 :] = 0
+        b = rng.uniform(-0.5, 0.5, ws[0]).astype(np.float32)
+        kw = dict(strides=strides, pads=pads, dilations=(1, 1), group=1)
+        geo = _geo(w, kw)
+        lay = DirectConv(w, geo, False).layout(*xs[1:])
+        assert lay.segptr.shape[0] > 1, "one block only: the test no longer covers blocks"
+        for act in (None, Activation("relu")):
+            _check(direct_conv(w, b, geo, act)(x), x, w, b, kw, act)
+    finally:
+        set_threads(None)
