@@ -6,7 +6,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._buffers import empty
-from ._numba_env import numba, slp_vectorize
+from ._numba_env import slp_vectorize
 
 with slp_vectorize():
     from ._generated.bmm import bmm, bmm_serial
@@ -60,12 +60,9 @@ def matmul_stack(a: np.ndarray, b: np.ndarray, threads: int) -> np.ndarray | Non
     if threads <= 1 or work < SERIAL_MAX_WORK:
         bmm_serial(fa, aoff, ars, acs, fb, boff, brs, bcs, out.reshape(-1), m, n, k, m)
         return out
-    # rows per task: whole matrices when the stack alone feeds every thread twice, else
-    # blocks of 8 rows enough to (a K^T is then copied once per task, not per matrix)
+    # rows per task: whole matrices when the stack alone gives every thread two tasks, else
+    # blocks of rows (a multiple of 8) that do; each task copies its own K^T, if any
     split = max(1, -(-2 * threads // stack))
     rb = max(8, -(-m // split // 8) * 8) if split > 1 else m
     bmm(fa, aoff, ars, acs, fb, boff, brs, bcs, out.reshape(-1), m, n, k, rb)
     return out
-
-
-__all__ = ["matmul_stack", "numba"]

@@ -19,7 +19,9 @@ array is a copy, and the next conv then copies it again into its own padded layo
   top * Wq + left of each channel's plane, the garbage columns and the rows past the image
   zeroed after the kernel. The padded conv then reads that buffer as its padded input,
   without the padding copy (:meth:`~._direct_conv.DirectConv.framed`). The planner asks for
-  it (the ``_frame`` attribute); 90% ResNet-50 at batch 1: 12 of its 13 stride-1 3x3 convs.
+  it (the ``_frame`` attribute). In ResNet-50 at batch 1, 9 of its 13 stride-1 3x3 convs
+  read their input so (the other 4 come first in their stage, after a conv whose rows are
+  not the padded width).
 
 A Conv step asks for one (``Kernel.wide``); the planner marks every other input that a Conv
 computes (``Step.crop``), and the session gives those the cropped array instead
