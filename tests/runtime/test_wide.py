@@ -184,7 +184,7 @@ def test_conv_written_inside_its_readers_zero_frame(
 def test_framed_wide_crops_from_its_offset() -> None:
     buf = np.arange(2 * 24 + 8, dtype=np.float32)
     flat = buf[:48].reshape(1, 2, 24)
-    wide = Wide(flat, ho=3, wq=5, wo=4, offset=6, frame=(1, 1, 1, 0), buffer=buf)
+    wide = Wide(flat, ho=3, wq=5, wo=4, frame=(1, 1, 1, 0), buffer=buf)  # offset 1 * 5 + 1
     want = flat[:, :, 6:21].reshape(1, 2, 3, 5)[..., :4]
     np.testing.assert_array_equal(np.asarray(wide), want)
     # a residual read from a framed Wide is its cropped copy (the kernels take no offset)
@@ -192,4 +192,4 @@ def test_framed_wide_crops_from_its_offset() -> None:
     np.testing.assert_array_equal(res.reshape(1, 2, 3, 4), want)
     assert rg.tolist() == [3, 4, 4]
     with pytest.raises(ValueError, match="not a wide conv layout"):
-        Wide(flat, ho=4, wq=5, wo=4, offset=6)  # 4 rows of 5 from 6 do not fit in 24
+        Wide(flat, ho=4, wq=5, wo=4, frame=(1, 1, 1, 0))  # 4 rows of 5 from 6 do not fit in 24

@@ -24,11 +24,12 @@ def _flat(x: np.ndarray) -> np.ndarray | None:
     return as_strided(x, shape=(extent,), strides=(4,))
 
 
-def _offsets(x: np.ndarray) -> np.ndarray:
-    """The element offset of every matrix of the stack ``x`` from its first element."""
+def stack_offsets(x: np.ndarray) -> np.ndarray:
+    """The byte offset of every matrix of the stack ``x`` from its first element, in C order
+    of the stack axes."""
     offsets = np.zeros((), np.int64)
     for size, stride in zip(x.shape[:-2], x.strides[:-2], strict=True):
-        offsets = offsets[..., None] + np.arange(size, dtype=np.int64) * (stride // 4)
+        offsets = offsets[..., None] + np.arange(size, dtype=np.int64) * stride
     return np.ascontiguousarray(offsets.reshape(-1))
 
 
@@ -52,7 +53,7 @@ def matmul_stack(a: np.ndarray, b: np.ndarray, threads: int) -> np.ndarray | Non
     if fa is None or fb is None:
         return None
     out = empty((*a.shape[:-2], m, n))
-    aoff, boff = _offsets(a), _offsets(b)
+    aoff, boff = stack_offsets(a) // 4, stack_offsets(b) // 4
     stack = aoff.size
     ars, acs = a.strides[-2] // 4, a.strides[-1] // 4
     brs, bcs = b.strides[-2] // 4, b.strides[-1] // 4

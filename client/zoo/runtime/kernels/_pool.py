@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from ._bmm import matmul_stack
+from ._bmm import matmul_stack, stack_offsets
 from ._buffers import empty
 from ._cblas import NO_TRANS, TRANS, find_sgemm
 from ._gemm import NONE1, NONE2, block_epilogue, gemm_parts, gemm_stack
@@ -244,12 +244,7 @@ def _operand(x: np.ndarray) -> tuple[np.ndarray, int, int]:
 
 def _addresses(x: np.ndarray) -> np.ndarray:
     """The address of every matrix of the stack ``x``, in C order of the stack axes."""
-    offsets = np.zeros(x.shape[:-2], np.int64)
-    for axis, (size, stride) in enumerate(zip(x.shape[:-2], x.strides[:-2], strict=True)):
-        shape = [1] * offsets.ndim
-        shape[axis] = size
-        offsets = offsets + np.arange(size, dtype=np.int64).reshape(shape) * stride
-    return np.ascontiguousarray(offsets.reshape(-1) + x.ctypes.data, dtype=np.int64)
+    return stack_offsets(x) + np.int64(x.ctypes.data)
 
 
 def _stack(a: np.ndarray, b: np.ndarray, out: np.ndarray, part: tuple[slice, ...]) -> None:

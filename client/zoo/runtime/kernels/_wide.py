@@ -51,10 +51,11 @@ class Wide:
     ``flat[b, c, offset + oh * wq + ow]`` for oh < ho, ow < wo (wo <= wq, offset + ho * wq
     <= L).
 
-    A framed one (``frame`` = the (top, left, bottom, right) padding it was written for,
-    ``offset`` = top * wq + left) has zeros at every position of each plane that is not a
-    pixel, up to (top + ho + bottom) * wq, and ``buffer`` is the flat array ``flat`` starts
-    at, with slack after the last plane (a padded conv's taps read past it)."""
+    A framed one (``frame`` = the (top, left, bottom, right) padding it was written for, so
+    ``offset`` = top * wq + left; 0 without a frame) has zeros at every position of each
+    plane that is not a pixel, up to (top + ho + bottom) * wq, and ``buffer`` is the flat
+    array ``flat`` starts at, with slack after the last plane (a padded conv's taps read
+    past it)."""
 
     __slots__ = ("buffer", "flat", "frame", "ho", "offset", "shape", "wo", "wq")
 
@@ -67,10 +68,10 @@ class Wide:
         wq: int,
         wo: int,
         *,
-        offset: int = 0,
         frame: tuple[int, int, int, int] | None = None,
         buffer: np.ndarray | None = None,
     ) -> None:
+        offset = 0 if frame is None else frame[0] * wq + frame[1]
         if (
             not flat.flags.c_contiguous
             or flat.ndim != 3
