@@ -32,6 +32,13 @@ def _model(shape: tuple[int, ...], **attrs: object) -> bytes:
         ((1, 4, 5, 6), {"kernel_shape": [2, 2], "auto_pad": "SAME_UPPER"}),
         ((1, 4, 5, 6), {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_LOWER"}),
         ((3, 5, 11), {"kernel_shape": [3], "strides": [2], "pads": [1, 2]}),
+        # 3-wide stride-2 windows (one pass over the outputs whose taps are all inside, the
+        # border outputs tap by tap): no left pad, a left pad of 2, odd and even widths,
+        # ceil_mode's extra output on the right
+        ((1, 3, 6, 7), {"kernel_shape": [3, 3], "strides": [2, 2]}),
+        ((1, 3, 6, 8), {"kernel_shape": [2, 3], "strides": [1, 2], "pads": [0, 2, 1, 2]}),
+        ((2, 3, 9, 10), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+        ((1, 2, 4, 2), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ],
 )
 def test_maxpool_matches_onnxruntime(shape: tuple[int, ...], attrs: dict[str, object]) -> None:

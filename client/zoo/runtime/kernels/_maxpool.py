@@ -25,6 +25,9 @@ _SIG = (
 SERIAL_MAX_OUTPUTS = 1 << 14
 
 
+_u64 = numba.uint64
+
+
 @numba.njit(inline="always")
 def _max(v, m):  # type: ignore[no-untyped-def]
     # max(v, m) that returns NaN when either is NaN, as numpy's max does; branch-free
@@ -53,18 +56,36 @@ def _plane(xp, h, w, wq, kh, kw, sh, sw, dh, dw, top, left, op, col):  # type: i
                 col[c] = _max(src[c], col[c])
         row = op[i]
         row[:] = -np.inf
+        j_lo = j_hi = 0
+        if kw == 3 and sw == 2 and dw == 1:
+            # the common 3-wide stride-2 window (ResNet's stem pool) in one pass over the
+            # outputs whose three taps are all inside, at constant stride-2 offsets from an
+            # unsigned index (the per-tap passes below read a strided view, whose stride is
+            # only known at run time). Either way a NaN tap gives NaN. (64, 112, 112), per
+            # call: 1 thread 0.278 -> 0.219 ms, 2 threads 0.144 -> 0.119 ms (onnxruntime
+            # 0.11 and 0.065; through three stride-2 views instead of constant offsets, 0.376
+            # ms on 1 thread).
+            j_lo = min(wo, max(0, -(-left // 2)))  # first j with j * 2 - left >= 0
+            j_hi = max(j_lo, min(wo, (w - 3 + left) // 2 + 1))  # last tap j * 2 - left + 2 < w
+            seg = row[j_lo:j_hi]
+            taps = col[j_lo * 2 - left :]
+            for jj in range(j_hi - j_lo):
+                q = _u64(2) * _u64(jj)  # unsigned: no negative-index code, stride 2 known
+                seg[jj] = _max(taps[q + _u64(2)], _max(taps[q + _u64(1)], taps[q]))
         for b in range(kw):
             off = b * dw - left  # input column of output j: j * sw + off
             j0 = max(0, -(off // sw)) if off < 0 else 0
             j1 = min(wo, (w - 1 - off) // sw + 1) if w - 1 - off >= 0 else 0
-            nj = j1 - j0
-            if nj <= 0:
-                continue
-            s0 = j0 * sw + off
-            taps = col[s0 : s0 + (nj - 1) * sw + 1 : sw]  # (nj,) strided
-            seg = row[j0:j1]
-            for jj in range(nj):
-                seg[jj] = _max(taps[jj], seg[jj])
+            # the outputs the pass above finished are left out: [j0, j1) minus [j_lo, j_hi)
+            for a0, a1 in ((j0, min(j1, j_lo)), (max(j0, j_hi), j1)):
+                nj = a1 - a0
+                if nj <= 0:
+                    continue
+                s0 = a0 * sw + off
+                taps = col[s0 : s0 + (nj - 1) * sw + 1 : sw]  # (nj,) strided
+                seg = row[a0:a1]
+                for jj in range(nj):
+                    seg[jj] = _max(taps[jj], seg[jj])
 
 
 # Two functions, not one compiled twice: numba's disk cache key ignores the flags.
