@@ -1,9 +1,10 @@
 """Conv outputs left uncropped (``kernels.Wide``) between convs, checked against onnxruntime.
 
 The chain below has every way a Wide is read: a 1x1 conv computing on it in place, a fused
-residual, a padded and strided conv copying from it, MaxPool reading it, a non-conv op
-(Sigmoid) and a graph output getting the cropped array. A second chain has a conv written
-inside the zero frame of its reader's padding, which reads it as its padded input.
+residual, a padded and strided conv copying from it, MaxPool and GlobalAveragePool reading
+it, a non-conv op (Sigmoid) and a graph output getting the cropped array. A second chain
+has a conv written inside the zero frame of its reader's padding, which reads it as its
+padded input.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import pytest
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
 from zoo.runtime import InferenceSession
-from zoo.runtime.kernels import Wide, _direct_conv
+from zoo.runtime.kernels import Wide, _direct_conv, plane_means
 from zoo.runtime.kernels._wide import residual_args
+from zoo.runtime.ops import pool as pool_ops
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -42,6 +44,7 @@ def _chain(sparsity: tuple[float, float, float, float], hw: tuple[int, int]) -> 
             "MaxPool", ["a"], ["e"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4
         ),
         helper.make_node("Sigmoid", ["b"], ["f"]),
+        helper.make_node("GlobalAveragePool", ["a"], ["g"]),  # reads a Wide's pixels
     ]
     inits = {
         "w1": _weight((24, 16, 3, 3), sparsity[0]),
@@ -54,7 +57,7 @@ def _chain(sparsity: tuple[float, float, float, float], hw: tuple[int, int]) -> 
         nodes,
         "wide",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16, *hw])],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "cdef"],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "cdefg"],
         [numpy_helper.from_array(v, k) for k, v in inits.items()],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -67,10 +70,20 @@ def _chain(sparsity: tuple[float, float, float, float], hw: tuple[int, int]) -> 
 @pytest.mark.parametrize("hw", [(13, 11), (7, 7)])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_convs_pass_uncropped_outputs_and_match_onnxruntime(
-    sparsity: tuple[float, float, float, float], hw: tuple[int, int], batch: int
+    sparsity: tuple[float, float, float, float],
+    hw: tuple[int, int],
+    batch: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = _chain(sparsity, hw)
     sess = InferenceSession(model, threads=2)
+    means: list[Wide] = []
+
+    def spy(x: Wide) -> np.ndarray:
+        means.append(x)
+        return plane_means(x)
+
+    monkeypatch.setattr(pool_ops, "plane_means", spy)
     ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     seen: dict[str, Any] = {}
     x1 = RNG.standard_normal((batch, 16, *hw)).astype(np.float32)
@@ -86,6 +99,7 @@ def test_convs_pass_uncropped_outputs_and_match_onnxruntime(
         assert isinstance(a, Wide) and isinstance(b, Wide)
         assert a.shape == b.shape == (1, 24, *hw)
         assert (a.wq, b.wq) == (hw[1] + 2, hw[1] + 2)
+        assert means and means[0].wq == hw[1] + 2  # GlobalAveragePool read a's rows as they are
     # outputs are copies: the next run, which rewrites the kernels' buffers, leaves them be
     kept = [g.copy() for g in got1]
     x2 = RNG.standard_normal(x1.shape).astype(np.float32)
@@ -109,6 +123,23 @@ def test_wide_crops_to_a_new_array_and_checks_residual_shapes() -> None:
         residual_args(wide, (2, 3, 3, 5), np.zeros((0, 1, 1), np.float32))
     with pytest.raises(ValueError, match="not a wide conv layout"):
         Wide(flat, ho=4, wq=5, wo=4)  # 4 rows of 5 do not fit in a plane of 16
+
+
+def test_plane_means_skip_the_garbage_and_read_from_the_offset() -> None:
+    # garbage columns and positions past the pixels hold inf and NaN: left out, not
+    # multiplied by zero (which would give NaN)
+    buf = np.full(2 * 3 * 24 + 8, np.inf, np.float32)
+    flat = buf[:144].reshape(2, 3, 24)
+    flat[:, :, 20:] = np.nan
+    wide = Wide(flat, ho=3, wq=5, wo=4, frame=(1, 1, 1, 0), buffer=buf)
+    pixels = np.random.default_rng(3).standard_normal((2, 3, 3, 4)).astype(np.float32)
+    wide.view()[...] = pixels
+    np.testing.assert_allclose(plane_means(wide), pixels.mean(axis=(2, 3)), rtol=1e-6, atol=1e-6)
+    wide.view()[1, 2, 0, 3] = np.inf  # a pixel that is inf gives inf, one NaN gives NaN
+    wide.view()[0, 1, 2, 0] = np.nan
+    got = plane_means(wide)
+    assert got[1, 2] == np.inf and np.isnan(got[0, 1])
+    assert np.isfinite(np.delete(got.reshape(-1), [1, 5])).all()
 
 
 def _framed_chain(sparsity: float, hw: tuple[int, int], pads: list[int]) -> ModelProto:

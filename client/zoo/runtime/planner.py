@@ -92,8 +92,8 @@ def run_node(op: OpRun, inputs: list[Any]) -> tuple[Any, ...]:
 
 
 # the inputs that may be a kernels.Wide: Conv's x and the residual the planner fuses in,
-# MaxPool's x
-_WIDE_INPUTS = {"Conv": (0, 3), "MaxPool": (0,)}
+# MaxPool's and GlobalAveragePool's x
+_WIDE_INPUTS = {"Conv": (0, 3), "MaxPool": (0,), "GlobalAveragePool": (0,)}
 
 
 def _inputs_of(node: Node, values: Mapping[str, Any]) -> list[Any]:

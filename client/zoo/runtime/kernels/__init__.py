@@ -44,7 +44,7 @@ from ._pool import matmul_batched
 from ._rowwise import layer_norm_rows, softmax_rows
 from ._threads import set_threads
 from ._types import Kernel
-from ._wide import Wide
+from ._wide import Wide, plane_means
 
 __all__ = [
     "Activation",
@@ -60,6 +60,7 @@ __all__ = [
     "maxpool2d",
     "plan_conv2d",
     "plan_linear",
+    "plane_means",
     "recycling",
     "set_threads",
     "softmax_rows",

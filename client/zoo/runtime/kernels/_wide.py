@@ -125,6 +125,48 @@ def zero_garbage(out, ho, wq, wo, lp):  # type: ignore[no-untyped-def]
                 row[q] = np.float32(0.0)
 
 
+@kernel(
+    "void(float32[:, :, ::1], int64, uint8[::1], float32, float32[:, ::1])",
+    fastmath={"reassoc", "contract"},
+    cache=True,
+    nogil=True,
+)
+def _plane_means(flat, offset, pixel, scale, out):  # type: ignore[no-untyped-def]
+    # out[b, c] = scale * the sum of plane (b, c)'s positions offset + q where pixel[q]: one
+    # flat pass per plane, garbage columns selected out (not multiplied by 0, which would
+    # turn an inf there into NaN); reassociated so that it vectorizes (no nnan/ninf: a NaN
+    # or inf pixel still gives NaN or inf)
+    for b in range(flat.shape[0]):
+        for c in range(flat.shape[1]):
+            seg = flat[b, c, offset : offset + pixel.shape[0]]
+            total = np.float32(0.0)
+            for q in range(pixel.shape[0]):
+                v = seg[q]
+                total += v if pixel[q] else np.float32(0.0)
+            out[b, c] = total * scale
+
+
+@functools.lru_cache(maxsize=64)
+def _pixels(ho: int, wq: int, wo: int) -> np.ndarray:
+    # 1 where flat position q = oh * wq + ow is a pixel (ow < wo), 0 on the garbage columns;
+    # read only
+    return np.ascontiguousarray(np.tile(np.arange(wq) < wo, ho), dtype=np.uint8)
+
+
+def plane_means(x: Wide) -> np.ndarray:
+    """(B, C) float32: the mean of each channel's pixels of ``x``, read where they are
+    (GlobalAveragePool of a conv's output: cropping ResNet-50's last (1, 2048, 7, 9) took
+    52 us, this 13 us; a loop over its 7-pixel rows, 31 us)."""
+    n, c = x.flat.shape[:2]
+    out = np.empty((n, c), np.float32)
+    if x.ho and x.wo:
+        scale = np.float32(1.0 / (x.ho * x.wo))
+        _plane_means(x.flat, x.offset, _pixels(x.ho, x.wq, x.wo), scale, out)
+    else:  # no pixels: the mean of nothing, as numpy gives it
+        out.fill(np.nan)
+    return out
+
+
 # the residual argument of a conv without one (its batch dimension 0 tells the kernel)
 NO_RESIDUAL = np.zeros((0, 1, 1), np.float32)
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from zoo.runtime.kernels import Wide, maxpool2d
+from zoo.runtime.kernels import Wide, maxpool2d, plane_means
 from zoo.runtime.ops._common import resolve_pads
 from zoo.runtime.registry import Array, OpRun, register
 
@@ -149,8 +149,11 @@ class GlobalAveragePool(OpRun):
     op_type = "GlobalAveragePool"
     since = 1
 
-    def run(self, x: Array) -> tuple[Array]:
+    def run(self, x: Array | Wide) -> tuple[Array]:
+        """``x`` may be a conv's output left uncropped (a ``Wide``), read where it is."""
         n, c = x.shape[:2]
+        if isinstance(x, Wide):
+            return (plane_means(x).reshape(n, c, 1, 1),)
         size = math.prod(x.shape[2:])
         if x.dtype == np.float32 and size and x.ndim > 2:
             # one BLAS matrix-vector product with 1/size: numpy's mean over the trailing
