@@ -3,9 +3,10 @@
 Models are built offline (``zoo.testing.models``): an MLP 1024-4096-4096-1000, a
 ResNet-50-shaped CNN (224x224) and a BERT-base encoder (seq 128), each dense and
 magnitude-pruned. Both engines get the same thread count; each measurement round runs a
-block of onnxruntime calls then a block of zoo calls (the first call of a block is
-discarded); the table reports median throughputs and the median of the per-round ratios -
-on a shared machine, trust the ratio more than either throughput.
+block of onnxruntime calls then a block of zoo calls, each after a pause in which the other
+engine's spinning threads go to sleep (``SETTLE``; the first call of a block is discarded);
+the table reports median throughputs and the median of the per-round ratios - on a shared
+machine, trust the ratio more than either throughput.
 
     python bench/runtime.py --quick                      # 90% sparse + dense, batch 1
     python bench/runtime.py --models mlp --sparsity 0,0.8,0.9,0.95 --batches 1,64
@@ -117,13 +118,24 @@ def _block(run: Callable[[], Any], min_time: float) -> float:
             return elapsed / n
 
 
+# Seconds before each block, for the other engine's spinning workers to go to sleep. Right
+# after a block of onnxruntime calls its two intra-op workers still spin: zoo's next calls
+# on the 90% ResNet-50 (2 threads, batch 1) took 28 and 18 ms, then 8.4 ms, against 8.8,
+# 8.2, 8.2 ms with 0.1 s between the blocks (and the whole table then read 109.8 items/s
+# where zoo alone runs 118-119). The first call of a block is discarded either way (its
+# caches were the other engine's).
+SETTLE = 0.1
+
+
 def interleaved_rounds(
     runs: Sequence[Callable[[], Any]], rounds: int, min_time: float
 ) -> list[list[float]]:
-    """Seconds per call of each ``runs[i]`` in each round of alternating blocks."""
+    """Seconds per call of each ``runs[i]`` in each round of alternating blocks, each block
+    after a pause of ``SETTLE`` seconds."""
     times: list[list[float]] = [[] for _ in runs]
     for _ in range(rounds):
         for i, run in enumerate(runs):
+            time.sleep(SETTLE)
             times[i].append(_block(run, min_time))
     return times
 

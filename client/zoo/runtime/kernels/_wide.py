@@ -11,7 +11,8 @@ array is a copy, and the next conv then copies it again into its own padded layo
 - a conv that pads or strides copies the valid pixels straight into its padded input
   (the copy it makes anyway);
 - a fused residual reads its pixels at oh * Wq + ow;
-- MaxPool reads its rows in place (ResNet's stem output);
+- MaxPool reads its rows in place (ResNet's stem output), GlobalAveragePool its pixels
+  (``plane_means``; ResNet's last conv output);
 - a conv whose only reader is a padded conv with stride 1 (ResNet's 1x1 reduce before its
   3x3, MobileNetV2's 1x1 expand before a depthwise 3x3) writes its rows inside a zero frame
   of that reader's padding when its row stride already is the padded width (Wq = Wo + left
