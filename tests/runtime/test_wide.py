@@ -191,9 +191,9 @@ def test_conv_written_inside_its_readers_zero_frame(
     copies = []
     prepare = _direct_conv.DirectConv.prepare
 
-    def counted(self: Any, x: np.ndarray, lay: Any) -> np.ndarray:
+    def counted(self: Any, x: np.ndarray, lay: Any, parts: int = 1) -> np.ndarray:
         copies.append(self.geo.pads)
-        return prepare(self, x, lay)
+        return prepare(self, x, lay, parts)
 
     monkeypatch.setattr(_direct_conv.DirectConv, "prepare", counted)
     seen: dict[str, Any] = {}

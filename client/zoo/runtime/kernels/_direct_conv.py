@@ -70,10 +70,12 @@ the tile now has two sets (``_codegen_conv._tile``); the relu applied to each ti
 stored 0.85-1.2x; input channels in blocks whose input window fits the 32 KB L1, partial
 sums kept in ``out`` between blocks (although the same kernel with every tap's offset
 folded into 16 KB ran up to 1.4x faster on the 3x3 layers) 0.5-1.0x; AVX2 instead of AVX-512
-0.75-1.2x; a numba stride-2 phase split instead of numpy's strided copies (128ch 56x56:
-0.17 ms either way); one set of work buffers shared by all convs (still in cache from the
-previous conv, the padding rewritten per call): the 90% ResNet-50 at batch 1, 1 thread,
-28.3 -> 28.0 and 29.5 -> 29.7 ms (min of 6-8 runs, alternated); at batch 1 on 2 threads,
+0.75-1.2x; a numba stride-2 phase split with one strided pass per phase instead of
+numpy's strided copies (128ch 56x56: 0.17 ms either way; the copy is now ``_pad``, which
+writes both column phases of an input row in one pass); one set of work buffers shared by
+all convs (still in cache from the previous conv, the padding rewritten per call): the 90%
+ResNet-50 at batch 1, 1 thread, 28.3 -> 28.0 and 29.5 -> 29.7 ms (min of 6-8 runs,
+alternated); at batch 1 on 2 threads,
 the padding copy and the crop as parallel numba kernels instead of numpy's copies on the
 calling thread: whole 90% ResNet-50, A/B in one process, 1.019x / 0.989x and 0.911x / 1.004x
 / 0.990x the time (noise); and a batch's images looped inside one numba kernel (the padding
@@ -104,6 +106,7 @@ from ._buffers import empty
 from ._codegen_conv import MAIN_WIDTH
 from ._dense import parallel_images
 from ._numba_env import slp_vectorize
+from ._pad import pad_phases, pad_phases_serial
 from ._pool import threads
 from ._types import ConvGeometry, Kernel, Scratch
 from ._wide import Wide, residual_args, zero_garbage
@@ -112,6 +115,7 @@ with slp_vectorize():
     from ._generated.conv import conv_all, conv_all_serial
 
 SERIAL_MAX_WORK = 1 << 17  # multiply-adds below which one thread is faster (launch cost)
+PARALLEL_PAD_MIN = 1 << 15  # input elements below which the padding copy runs on one thread
 _L2_BYTES = 1 << 19  # the input window one pass of the dense kernel's tiles streams: half the L2
 # The input window of one channel block of the sparse kernel (its channels at a main tile's
 # positions and its taps' reach): under the 48 KB L1, room left for the partial sums.
@@ -137,6 +141,7 @@ class _Layout:
     chunk: int  # output positions per pass of the dense kernel (a multiple of 128)
     values: np.ndarray  # (nnz,) float32: the weights by channel block, then row (_blocks)
     segptr: np.ndarray  # (K, Cout + 1) int64: block k's nonzeros of row co, see _blocks
+    phase_table: np.ndarray  # (len(phases), 2) int64: ``phases`` for the padding kernel
 
 
 class DirectConv:
@@ -236,7 +241,8 @@ class DirectConv:
         # the weights in the order the sparse kernel walks them (for the dense kernel's one
         # row of taps the order is unchanged: its channels come in order)
         offs, values = offs[order].astype(np.uint32), self.values[order]
-        return _Layout(phases, hq, wq, plane, ho, wo, lp, lx, offs, chunk, values, segptr)
+        table = np.array(phases, np.int64).reshape(len(phases), 2)
+        return _Layout(phases, hq, wq, plane, ho, wo, lp, lx, offs, chunk, values, segptr, table)
 
     def _blocks(self, block: int) -> tuple[np.ndarray, np.ndarray]:
         """(segptr, order) for blocks of cb >= ``block`` input channels, enough for
@@ -259,37 +265,30 @@ class DirectConv:
         at = np.arange(nblk)[:, None] * self.cout + np.arange(self.cout + 1)[None, :]
         return np.ascontiguousarray(bounds[at], dtype=np.int64), order
 
-    def prepare(self, x: np.ndarray, lay: _Layout) -> np.ndarray:
-        """(B, C, H, W) -> (B, Lx): padded, split into the used stride phases, flattened."""
+    def prepare(self, x: np.ndarray | Wide, lay: _Layout, parts: int = 1) -> np.ndarray:
+        """(B, C, H, W) -> (B, Lx): padded, split into the used stride phases, flattened;
+        a Wide is read where it is. The copy runs as ``parts`` tasks (``_pad``)."""
         n, c, h, w = x.shape
         g = self.geo
         (sh, sw), (t, left) = g.strides, g.pads[:2]
-        nph = len(lay.phases)
-        if (
-            nph == 1
+        if isinstance(x, Wide):
+            src, srow, soff = x.flat, x.wq, x.offset
+        elif (
+            len(lay.phases) == 1
             and (sh, sw) == (1, 1)
             and not any(g.pads)
             and lay.lx == c * h * w
             and x.flags.c_contiguous
         ):
             return x.reshape(n, lay.lx)  # 1x1-like: the input already is the flat layout
+        else:
+            src, srow, soff = np.ascontiguousarray(x, np.float32).reshape(n, c, h * w), w, 0
         xb = self.scratch.get("x", (n, lay.lx))  # the padding stays zero between calls
-        planes = xb[:, : nph * c * lay.plane].reshape(n, nph, c, lay.plane)
-        xq = planes[..., : lay.hq * lay.wq].reshape(n, nph, c, lay.hq, lay.wq)
-        for p, (ph, pw) in enumerate(lay.phases):
-            # phase row hq holds padded row hq * sh + ph, i.e. input row hq * sh + ph - t
-            h0, w0 = max(0, -(-(t - ph) // sh)), max(0, -(-(left - pw) // sw))
-            h1 = min(lay.hq, (h - 1 + t - ph) // sh + 1)
-            w1 = min(lay.wq, (w - 1 + left - pw) // sw + 1)
-            if h1 > h0 and w1 > w0:
-                i0, j0 = h0 * sh + ph - t, w0 * sw + pw - left
-                src = x[
-                    :,
-                    :,
-                    i0 : i0 + (h1 - h0 - 1) * sh + 1 : sh,
-                    j0 : j0 + (w1 - w0 - 1) * sw + 1 : sw,
-                ]
-                xq[:, p, :, h0:h1, w0:w1] = src
+        if n * c * h * w < PARALLEL_PAD_MIN:
+            parts = 1
+        copy = pad_phases if parts > 1 else pad_phases_serial
+        shape = (lay.plane, lay.hq, lay.wq, sh, sw, t, left)
+        copy(src, srow, soff, h, w, xb, lay.phase_table, *shape, parts)
         return xb
 
 
@@ -379,7 +378,7 @@ class DirectCall:
             assert x.buffer is not None
             xb = x.buffer[: lay.lx].reshape(1, lay.lx)
         else:
-            xb = dc.prepare(x.view() if isinstance(x, Wide) else x, lay)
+            xb = dc.prepare(x, lay, 1 if serial else threads())
         wo = x.shape[3] if in_place else lay.wo
         flat = lay.ho * lay.wq
         plane = self._framing(lay, wo, frame) if wide and y is None and n == 1 else None
