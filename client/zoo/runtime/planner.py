@@ -44,7 +44,7 @@ from zoo.runtime.graph import (
 from zoo.runtime.kernels import Activation, Wide, linear_is_sparse
 from zoo.runtime.registry import Array, BuildContext, Node, OpRun, resolve
 
-__all__ = ["Plan", "Step", "build_plan", "crop_wide", "run_node"]
+__all__ = ["Plan", "Step", "build_plan", "crop_wide", "run_node", "run_node_quiet"]
 
 _WEIGHTED = ("Conv", "Gemm", "MatMul")
 
@@ -78,10 +78,16 @@ class Plan:
 
 def run_node(op: OpRun, inputs: list[Any]) -> tuple[Any, ...]:
     """Run one op, re-raising any failure as NodeExecutionError naming node, op, shapes, dtypes."""
+    # IEEE semantics like every ONNX runtime: inf/nan propagate without numpy warnings.
+    with np.errstate(all="ignore"):
+        return run_node_quiet(op, inputs)
+
+
+def run_node_quiet(op: OpRun, inputs: list[Any]) -> tuple[Any, ...]:
+    """:func:`run_node` for a caller that holds ``np.errstate(all="ignore")`` already
+    (``InferenceSession.run``, around all its steps: entering it per step took 0.65 us)."""
     try:
-        # IEEE semantics like every ONNX runtime: inf/nan propagate without numpy warnings.
-        with np.errstate(all="ignore"):
-            outputs = op.run(*inputs)
+        outputs = op.run(*inputs)
     except ZooRuntimeError:
         raise
     except Exception as e:

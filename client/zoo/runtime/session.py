@@ -13,7 +13,7 @@ from zoo.runtime.errors import InvalidModel
 from zoo.runtime.graph import ValueSpec, last_uses
 from zoo.runtime.kernels import BufferPool, recycling, set_threads
 from zoo.runtime.loader import ModelSource, load_model
-from zoo.runtime.planner import Plan, Step, _inputs_of, build_plan, crop_wide, run_node
+from zoo.runtime.planner import Plan, Step, _inputs_of, build_plan, crop_wide, run_node_quiet
 from zoo.runtime.registry import Array
 
 __all__ = ["InferenceSession", "NodeArg", "NodeTime"]
@@ -118,13 +118,14 @@ class InferenceSession:
                     f"unknown output {name!r}; the model's outputs are {sorted(known)}"
                 )
         pool = self._buffers
-        with recycling(pool):
+        # inf/nan propagate without numpy warnings (IEEE semantics, as in every ONNX runtime)
+        with recycling(pool), np.errstate(all="ignore"):
             for i, (step, release) in enumerate(self._schedule(tuple(names))):
                 start = time.perf_counter() if self._profile else 0.0
                 args = _inputs_of(step.node, values)
                 if step.crop:
                     crop_wide(step, args, values)
-                results = run_node(step.op, args)
+                results = run_node_quiet(step.op, args)
                 del args
                 if self._profile:
                     slot = self._times.setdefault(id(step), [0.0, 0])
