@@ -12,7 +12,7 @@ input, conv                numpy  here, 1 / 2 thr
 =========================  =====  ===============
 128ch 56x56, 3x3 stride 2  0.115  0.055 / 0.029
 256ch 28x28, 3x3 stride 2  0.071  0.058 / 0.030
-256ch 56x56, 1x1 stride 2  0.055  0.057 / 0.030
+256ch 56x56, 1x1 stride 2  0.055  0.043 / 0.027
 3ch 224x224, 7x7 stride 2  0.045  0.015 / 0.009
 64ch 56x56, 3x3 stride 1   0.024  0.017 / 0.009
 =========================  =====  ===============
@@ -25,6 +25,8 @@ Only the pixels are written; the buffer's padding was zeroed when it was made an
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ._numba_env import kernel, numba
 
@@ -57,6 +59,7 @@ def _pad_channels(  # type: ignore[no-untyped-def]
     # negative-index wraparound code to the copy loops
     c = src.shape[1]
     nph = phases.shape[0]
+    odd = np.empty(wq, np.float32)
     for b in range(src.shape[0]):
         xo = xb[b]
         for ci in range(c_lo, c_hi):
@@ -95,6 +98,16 @@ def _pad_channels(  # type: ignore[no-untyped-def]
                     if sw == 1:
                         for j in range(_u64(cnt)):
                             xo[d + j] = xc[s + j]
+                    elif sw == 2 and cnt > 0:
+                        # one column phase alone (a 1x1 conv's): read the pairs, as above,
+                        # the other column into ``odd`` (L1), up to the last pixel: 2.2x
+                        # faster than the strided reads (256ch 56x56 -> 28x28: 0.070 ->
+                        # 0.032 ms)
+                        last = _u64(cnt - 1)
+                        for j in range(last):
+                            xo[d + j] = xc[s + _u64(2) * j]
+                            odd[j] = xc[s + _u64(2) * j + _u64(1)]
+                        xo[d + last] = xc[s + _u64(2) * last]
                     else:
                         for j in range(_u64(cnt)):
                             xo[d + j] = xc[s + _u64(sw) * j]
