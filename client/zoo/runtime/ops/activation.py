@@ -234,7 +234,7 @@ class _SoftmaxLegacy(OpRun):
     def run(self, x: Array) -> tuple[Array]:
         axis = self.attr("axis", 1)
         axis = axis + x.ndim if axis < 0 else axis
-        rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+        rows = math.prod(x.shape[:axis])
         flat = x.reshape(rows, -1)  # (prod(shape[:axis]), prod(shape[axis:]))
         return (_softmax(flat, 1, self.log).reshape(x.shape),)
 
@@ -341,7 +341,7 @@ class Hardmax1(OpRun):
     def run(self, x: Array) -> tuple[Array]:
         axis = self.attr("axis", 1)
         axis = axis + x.ndim if axis < 0 else axis
-        rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+        rows = math.prod(x.shape[:axis])
         return (_hardmax(x.reshape(rows, -1), 1).reshape(x.shape),)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from zoo.runtime.kernels import layer_norm_rows
@@ -58,7 +60,7 @@ class LayerNormalization(OpRun):
         axis = axis + x.ndim if axis < 0 else axis
         eps = float(self.attr("epsilon", 1e-5))
         axes = tuple(range(axis, x.ndim))
-        d = int(np.prod(x.shape[axis:], dtype=np.int64))
+        d = math.prod(x.shape[axis:])
         if (
             x.dtype == np.float32
             and d > 0

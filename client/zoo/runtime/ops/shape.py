@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -63,8 +64,10 @@ class Flatten(OpRun):
     def run(self, x: Array) -> tuple[Array]:
         axis = self.attr("axis", 1)
         axis = axis + x.ndim if axis < 0 else axis
-        rows = int(np.prod(x.shape[:axis], dtype=np.int64))
-        return (x.reshape(rows, -1) if x.size else x.reshape(rows, int(np.prod(x.shape[axis:]))),)
+        # math.prod, not np.prod: after a run's convs numpy's reduction code is out of the
+        # caches, and np.prod of the shape took 43 us in ResNet-50 (math.prod: < 1 us)
+        rows = math.prod(x.shape[:axis])
+        return (x.reshape(rows, -1) if x.size else x.reshape(rows, math.prod(x.shape[axis:])),)
 
 
 @register
