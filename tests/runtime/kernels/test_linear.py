@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from runtime.kernels._reference import linear, prune
 from zoo.runtime.kernels import Activation, plan_linear, set_threads
+from zoo.runtime.kernels._codegen import LONG_ROW
 from zoo.runtime.kernels._dense import dense_linear
-from zoo.runtime.kernels._sparse_linear import sparse_linear
+from zoo.runtime.kernels._sparse_linear import SERIAL_MAX_WORK, sparse_linear
 
 ACTS = [None, Activation("relu"), Activation("clip", -0.25, 0.5), Activation("leaky_relu", 0.1)]
 
@@ -124,6 +125,30 @@ def test_large_layer_parallel_path(k: int) -> None:
     y = sparse_linear(w, b, None, transposed_out=True)(x)  # each pass writes out (N, M)
     assert y.T.flags.c_contiguous
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("m", [1, 2])
+@pytest.mark.parametrize("copies", [1, 80], ids=["serial", "parallel"])
+def test_b1_short_and_long_rows(m: int, copies: int) -> None:
+    # csr_b1 runs a row of LONG_ROW nonzeros or more as one vectorized loop, a shorter one
+    # with eight accumulators and a tail: counts on both sides of each bound; 80 copies of
+    # the set take the parallel kernel
+    rng = np.random.default_rng(7)
+    counts = [0, 1, 7, 8, 9, 17, LONG_ROW - 1, LONG_ROW, LONG_ROW + 1, 300, 1000] * copies
+    k = 1200
+    w = np.zeros((k, len(counts)), np.float32)
+    for j, c in enumerate(counts):
+        w[rng.choice(k, c, replace=False), j] = rng.uniform(-0.5, 0.5, c)
+    b = rng.uniform(-0.5, 0.5, len(counts)).astype(np.float32)
+    assert (sum(counts) * m < SERIAL_MAX_WORK) == (copies == 1)
+    f = sparse_linear(w, b, None)
+    _check(f, _x(m, k), w, b, None)
+    assert f.kind == "sparse-csr-b1"
+    x = _x(m, k)
+    long, other = counts.index(1000), counts.index(300)
+    x[0, np.flatnonzero((w[:, long] != 0) & (w[:, other] == 0))[0]] = np.nan
+    y = f(x)  # the NaN reaches the long row's output only
+    assert np.isnan(y[0, long]) and not np.isnan(y[0, other])
 
 
 def test_non_contiguous_and_float64_input() -> None:

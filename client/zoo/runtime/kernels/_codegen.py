@@ -28,6 +28,7 @@ from ._codegen_text import HEADER, both_variants, span_variants
 GENERATED = Path(__file__).parent / "_generated"
 LINEAR_WIDTHS = (64, 32, 16, 8)
 
+LONG_ROW = 128  # nonzeros from which csr_b1 runs a row as one vectorized loop
 # (x, indptr, indices, values, bias, code, alpha, beta, out)
 _B1_SIG = (
     "void(float32[:, ::1], int64[::1], uint16[::1], float32[::1], float32[::1], "
@@ -37,10 +38,11 @@ _B1_SIG = (
 _B1_BODY = '''
 def csr_b1(x, indptr, indices, values, bias, code, alpha, beta, out):
     """out[m, n] = act(x[m] . W^T[n] + bias[n]); x (M, K), out (M, N), W^T (N, K) in CSR."""
-    # unsigned 64-bit positions: signed ones make numba emit negative-index wraparound code
-    # (sar/cmov) on every load of the inner loop. Eight accumulators: eight FMA chains for
-    # the Zen 5's two FMAs per cycle (with four, the chains' latency was the limit: per call
-    # on 1 thread, 90%, 1024x4096 / 4096x4096 / 4096x1000, 0.76x / 0.87x / 0.85x the time)
+    # Compiled with REDUCE_FASTMATH. A row of LONG_ROW nonzeros or more is one plain loop,
+    # which LLVM vectorizes (its sum reordered, x's entries fetched by AVX-512 gathers); a
+    # shorter one, mostly left to the vector loop's scalar tail, goes through eight scalar
+    # accumulators instead (see _sparse_linear). Unsigned 64-bit positions: signed ones
+    # make numba emit negative-index wraparound code on every load.
     n_out = indptr.shape[0] - 1
     one = _u64(1)
     eight = _u64(8)
@@ -50,31 +52,36 @@ def csr_b1(x, indptr, indices, values, bias, code, alpha, beta, out):
         end8 = lo + (hi - lo) // eight * eight
         for m in range(x.shape[0]):
             xm = x[m]
-            a0 = np.float32(0.0)
-            a1 = np.float32(0.0)
-            a2 = np.float32(0.0)
-            a3 = np.float32(0.0)
-            a4 = np.float32(0.0)
-            a5 = np.float32(0.0)
-            a6 = np.float32(0.0)
-            a7 = np.float32(0.0)
-            j = lo
-            while j < end8:
-                a0 += values[j] * xm[_u64(indices[j])]
-                a1 += values[j + one] * xm[_u64(indices[j + one])]
-                a2 += values[j + _u64(2)] * xm[_u64(indices[j + _u64(2)])]
-                a3 += values[j + _u64(3)] * xm[_u64(indices[j + _u64(3)])]
-                a4 += values[j + _u64(4)] * xm[_u64(indices[j + _u64(4)])]
-                a5 += values[j + _u64(5)] * xm[_u64(indices[j + _u64(5)])]
-                a6 += values[j + _u64(6)] * xm[_u64(indices[j + _u64(6)])]
-                a7 += values[j + _u64(7)] * xm[_u64(indices[j + _u64(7)])]
-                j += eight
-            while j < hi:
-                a0 += values[j] * xm[_u64(indices[j])]
-                j += one
-            total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+            if hi - lo >= _u64(LONG_ROW):
+                total = np.float32(0.0)
+                for j in range(lo, hi):
+                    total += values[j] * xm[_u64(indices[j])]
+            else:
+                a0 = np.float32(0.0)
+                a1 = np.float32(0.0)
+                a2 = np.float32(0.0)
+                a3 = np.float32(0.0)
+                a4 = np.float32(0.0)
+                a5 = np.float32(0.0)
+                a6 = np.float32(0.0)
+                a7 = np.float32(0.0)
+                j = lo
+                while j < end8:
+                    a0 += values[j] * xm[_u64(indices[j])]
+                    a1 += values[j + one] * xm[_u64(indices[j + one])]
+                    a2 += values[j + _u64(2)] * xm[_u64(indices[j + _u64(2)])]
+                    a3 += values[j + _u64(3)] * xm[_u64(indices[j + _u64(3)])]
+                    a4 += values[j + _u64(4)] * xm[_u64(indices[j + _u64(4)])]
+                    a5 += values[j + _u64(5)] * xm[_u64(indices[j + _u64(5)])]
+                    a6 += values[j + _u64(6)] * xm[_u64(indices[j + _u64(6)])]
+                    a7 += values[j + _u64(7)] * xm[_u64(indices[j + _u64(7)])]
+                    j += eight
+                while j < hi:
+                    a0 += values[j] * xm[_u64(indices[j])]
+                    j += one
+                total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
             out[m, n] = act(total + bias[n], code, alpha, beta)
-'''
+'''.replace("LONG_ROW", str(LONG_ROW))
 
 # (xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out)
 _TILED_SIG = (
@@ -275,7 +282,7 @@ def gemm_module() -> str:
 
 def linear_module() -> str:
     """The whole ``_generated/csr_linear.py`` module."""
-    parts = [HEADER, both_variants(_B1_BODY, _B1_SIG)]
+    parts = [HEADER, both_variants(_B1_BODY, _B1_SIG, fastmath="REDUCE_FASTMATH")]
     parts += [span_variants(tiled_body(w), _TILED_SIG) for w in LINEAR_WIDTHS]
     parts += [span_variants(tiled_transposed_body(w), _TILED_SIG) for w in LINEAR_WIDTHS]
     tiled = ", ".join(f"{w}: (csr_t{w}, csr_t{w}_serial)" for w in LINEAR_WIDTHS)

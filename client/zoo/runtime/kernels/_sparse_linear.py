@@ -3,10 +3,14 @@
 Two kernels (source in ``_generated/csr_linear.py``), both parallel over output features n:
 
 * ``sparse-csr-b1`` (M < BATCHED_MIN_M): for each n and each input row m, a dot product of
-  the row's nonzeros with x[m, indices] - eight scalar accumulators break the FMA
-  dependency chain (four were the limit on the Zen 5: the 90% MLP at batch 1 on 2 threads
-  0.964x the time with eight, at 95% 0.916x); uint16 column indices halve index traffic
-  (K <= 65536).
+  the row's nonzeros with x[m, indices]: a row of ``LONG_ROW`` (128) nonzeros or more in
+  one loop that LLVM vectorizes with gathers (its sum reassociated), a shorter one with
+  eight scalar accumulators that break the FMA dependency chain; uint16 column indices
+  halve index traffic (K <= 65536). The 90% MLP at batch 1, A/B in one process on 2
+  threads: eight accumulators instead of four 0.964x the time (95%: 0.916x), then the long
+  rows vectorized 0.900x (80%: 0.946x, 95%: 0.972x; 1 thread 0.950x). The vectorized loop
+  alone was slower on short rows (95%: 51 nonzeros per row of the first layer), and the
+  eight accumulators compiled with reassociation gained nothing.
 * ``sparse-csr-batched``: x transposed to (K, Mp) (Mp = M rounded up to 8), then per n a
   register tile of 64/32/16/8 batch columns: each nonzero w[n, k] does
   acc[0:64] += w * xT[k, b0:b0+64] - four AVX-512 FMAs from one contiguous row of xT;

@@ -5,19 +5,20 @@
 import numpy as np
 
 from .._common import act
-from .._numba_env import FASTMATH, kernel, numba
+from .._numba_env import FASTMATH, REDUCE_FASTMATH, kernel, numba
 from .._prefetch import prefetch
 
 _u64 = numba.uint64
 
 
-@kernel('void(float32[:, ::1], int64[::1], uint16[::1], float32[::1], float32[::1], int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[:, ::1], int64[::1], uint16[::1], float32[::1], float32[::1], int64, float32, float32, float32[:, ::1])', parallel=True, fastmath=REDUCE_FASTMATH, cache=True, nogil=True)
 def csr_b1(x, indptr, indices, values, bias, code, alpha, beta, out):
     """out[m, n] = act(x[m] . W^T[n] + bias[n]); x (M, K), out (M, N), W^T (N, K) in CSR."""
-    # unsigned 64-bit positions: signed ones make numba emit negative-index wraparound code
-    # (sar/cmov) on every load of the inner loop. Eight accumulators: eight FMA chains for
-    # the Zen 5's two FMAs per cycle (with four, the chains' latency was the limit: per call
-    # on 1 thread, 90%, 1024x4096 / 4096x4096 / 4096x1000, 0.76x / 0.87x / 0.85x the time)
+    # Compiled with REDUCE_FASTMATH. A row of 128 nonzeros or more is one plain loop,
+    # which LLVM vectorizes (its sum reordered, x's entries fetched by AVX-512 gathers); a
+    # shorter one, mostly left to the vector loop's scalar tail, goes through eight scalar
+    # accumulators instead (see _sparse_linear). Unsigned 64-bit positions: signed ones
+    # make numba emit negative-index wraparound code on every load.
     n_out = indptr.shape[0] - 1
     one = _u64(1)
     eight = _u64(8)
@@ -27,39 +28,45 @@ def csr_b1(x, indptr, indices, values, bias, code, alpha, beta, out):
         end8 = lo + (hi - lo) // eight * eight
         for m in range(x.shape[0]):
             xm = x[m]
-            a0 = np.float32(0.0)
-            a1 = np.float32(0.0)
-            a2 = np.float32(0.0)
-            a3 = np.float32(0.0)
-            a4 = np.float32(0.0)
-            a5 = np.float32(0.0)
-            a6 = np.float32(0.0)
-            a7 = np.float32(0.0)
-            j = lo
-            while j < end8:
-                a0 += values[j] * xm[_u64(indices[j])]
-                a1 += values[j + one] * xm[_u64(indices[j + one])]
-                a2 += values[j + _u64(2)] * xm[_u64(indices[j + _u64(2)])]
-                a3 += values[j + _u64(3)] * xm[_u64(indices[j + _u64(3)])]
-                a4 += values[j + _u64(4)] * xm[_u64(indices[j + _u64(4)])]
-                a5 += values[j + _u64(5)] * xm[_u64(indices[j + _u64(5)])]
-                a6 += values[j + _u64(6)] * xm[_u64(indices[j + _u64(6)])]
-                a7 += values[j + _u64(7)] * xm[_u64(indices[j + _u64(7)])]
-                j += eight
-            while j < hi:
-                a0 += values[j] * xm[_u64(indices[j])]
-                j += one
-            total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+            if hi - lo >= _u64(128):
+                total = np.float32(0.0)
+                for j in range(lo, hi):
+                    total += values[j] * xm[_u64(indices[j])]
+            else:
+                a0 = np.float32(0.0)
+                a1 = np.float32(0.0)
+                a2 = np.float32(0.0)
+                a3 = np.float32(0.0)
+                a4 = np.float32(0.0)
+                a5 = np.float32(0.0)
+                a6 = np.float32(0.0)
+                a7 = np.float32(0.0)
+                j = lo
+                while j < end8:
+                    a0 += values[j] * xm[_u64(indices[j])]
+                    a1 += values[j + one] * xm[_u64(indices[j + one])]
+                    a2 += values[j + _u64(2)] * xm[_u64(indices[j + _u64(2)])]
+                    a3 += values[j + _u64(3)] * xm[_u64(indices[j + _u64(3)])]
+                    a4 += values[j + _u64(4)] * xm[_u64(indices[j + _u64(4)])]
+                    a5 += values[j + _u64(5)] * xm[_u64(indices[j + _u64(5)])]
+                    a6 += values[j + _u64(6)] * xm[_u64(indices[j + _u64(6)])]
+                    a7 += values[j + _u64(7)] * xm[_u64(indices[j + _u64(7)])]
+                    j += eight
+                while j < hi:
+                    a0 += values[j] * xm[_u64(indices[j])]
+                    j += one
+                total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
             out[m, n] = act(total + bias[n], code, alpha, beta)
 
 
-@kernel('void(float32[:, ::1], int64[::1], uint16[::1], float32[::1], float32[::1], int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=FASTMATH, cache=True, nogil=True)
+@kernel('void(float32[:, ::1], int64[::1], uint16[::1], float32[::1], float32[::1], int64, float32, float32, float32[:, ::1])', parallel=False, fastmath=REDUCE_FASTMATH, cache=True, nogil=True)
 def csr_b1_serial(x, indptr, indices, values, bias, code, alpha, beta, out):
     """out[m, n] = act(x[m] . W^T[n] + bias[n]); x (M, K), out (M, N), W^T (N, K) in CSR."""
-    # unsigned 64-bit positions: signed ones make numba emit negative-index wraparound code
-    # (sar/cmov) on every load of the inner loop. Eight accumulators: eight FMA chains for
-    # the Zen 5's two FMAs per cycle (with four, the chains' latency was the limit: per call
-    # on 1 thread, 90%, 1024x4096 / 4096x4096 / 4096x1000, 0.76x / 0.87x / 0.85x the time)
+    # Compiled with REDUCE_FASTMATH. A row of 128 nonzeros or more is one plain loop,
+    # which LLVM vectorizes (its sum reordered, x's entries fetched by AVX-512 gathers); a
+    # shorter one, mostly left to the vector loop's scalar tail, goes through eight scalar
+    # accumulators instead (see _sparse_linear). Unsigned 64-bit positions: signed ones
+    # make numba emit negative-index wraparound code on every load.
     n_out = indptr.shape[0] - 1
     one = _u64(1)
     eight = _u64(8)
@@ -69,29 +76,34 @@ def csr_b1_serial(x, indptr, indices, values, bias, code, alpha, beta, out):
         end8 = lo + (hi - lo) // eight * eight
         for m in range(x.shape[0]):
             xm = x[m]
-            a0 = np.float32(0.0)
-            a1 = np.float32(0.0)
-            a2 = np.float32(0.0)
-            a3 = np.float32(0.0)
-            a4 = np.float32(0.0)
-            a5 = np.float32(0.0)
-            a6 = np.float32(0.0)
-            a7 = np.float32(0.0)
-            j = lo
-            while j < end8:
-                a0 += values[j] * xm[_u64(indices[j])]
-                a1 += values[j + one] * xm[_u64(indices[j + one])]
-                a2 += values[j + _u64(2)] * xm[_u64(indices[j + _u64(2)])]
-                a3 += values[j + _u64(3)] * xm[_u64(indices[j + _u64(3)])]
-                a4 += values[j + _u64(4)] * xm[_u64(indices[j + _u64(4)])]
-                a5 += values[j + _u64(5)] * xm[_u64(indices[j + _u64(5)])]
-                a6 += values[j + _u64(6)] * xm[_u64(indices[j + _u64(6)])]
-                a7 += values[j + _u64(7)] * xm[_u64(indices[j + _u64(7)])]
-                j += eight
-            while j < hi:
-                a0 += values[j] * xm[_u64(indices[j])]
-                j += one
-            total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+            if hi - lo >= _u64(128):
+                total = np.float32(0.0)
+                for j in range(lo, hi):
+                    total += values[j] * xm[_u64(indices[j])]
+            else:
+                a0 = np.float32(0.0)
+                a1 = np.float32(0.0)
+                a2 = np.float32(0.0)
+                a3 = np.float32(0.0)
+                a4 = np.float32(0.0)
+                a5 = np.float32(0.0)
+                a6 = np.float32(0.0)
+                a7 = np.float32(0.0)
+                j = lo
+                while j < end8:
+                    a0 += values[j] * xm[_u64(indices[j])]
+                    a1 += values[j + one] * xm[_u64(indices[j + one])]
+                    a2 += values[j + _u64(2)] * xm[_u64(indices[j + _u64(2)])]
+                    a3 += values[j + _u64(3)] * xm[_u64(indices[j + _u64(3)])]
+                    a4 += values[j + _u64(4)] * xm[_u64(indices[j + _u64(4)])]
+                    a5 += values[j + _u64(5)] * xm[_u64(indices[j + _u64(5)])]
+                    a6 += values[j + _u64(6)] * xm[_u64(indices[j + _u64(6)])]
+                    a7 += values[j + _u64(7)] * xm[_u64(indices[j + _u64(7)])]
+                    j += eight
+                while j < hi:
+                    a0 += values[j] * xm[_u64(indices[j])]
+                    j += one
+                total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
             out[m, n] = act(total + bias[n], code, alpha, beta)
 
 

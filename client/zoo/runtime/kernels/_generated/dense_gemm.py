@@ -5,7 +5,7 @@
 import numpy as np
 
 from .._common import act
-from .._numba_env import FASTMATH, kernel, numba
+from .._numba_env import FASTMATH, REDUCE_FASTMATH, kernel, numba
 from .._prefetch import prefetch
 
 _u64 = numba.uint64
