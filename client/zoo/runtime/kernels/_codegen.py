@@ -35,10 +35,10 @@ _B1_SIG = (
     "int64, float32, float32, float32[:, ::1])"
 )
 
-_B1_BODY = '''
+_B1_BODY = f'''
 def csr_b1(x, indptr, indices, values, bias, code, alpha, beta, out):
     """out[m, n] = act(x[m] . W^T[n] + bias[n]); x (M, K), out (M, N), W^T (N, K) in CSR."""
-    # Compiled with REDUCE_FASTMATH. A row of LONG_ROW nonzeros or more is one plain loop,
+    # Compiled with REDUCE_FASTMATH. A row of {LONG_ROW} nonzeros or more is one plain loop,
     # which LLVM vectorizes (its sum reordered, x's entries fetched by AVX-512 gathers); a
     # shorter one, mostly left to the vector loop's scalar tail, goes through eight scalar
     # accumulators instead (see _sparse_linear). Unsigned 64-bit positions: signed ones
@@ -52,7 +52,7 @@ def csr_b1(x, indptr, indices, values, bias, code, alpha, beta, out):
         end8 = lo + (hi - lo) // eight * eight
         for m in range(x.shape[0]):
             xm = x[m]
-            if hi - lo >= _u64(LONG_ROW):
+            if hi - lo >= _u64({LONG_ROW}):
                 total = np.float32(0.0)
                 for j in range(lo, hi):
                     total += values[j] * xm[_u64(indices[j])]
@@ -81,7 +81,7 @@ def csr_b1(x, indptr, indices, values, bias, code, alpha, beta, out):
                     j += one
                 total = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
             out[m, n] = act(total + bias[n], code, alpha, beta)
-'''.replace("LONG_ROW", str(LONG_ROW))
+'''
 
 # (xf, mp, indptr, indices, values, bias, b_lo, b_hi, code, alpha, beta, out)
 _TILED_SIG = (

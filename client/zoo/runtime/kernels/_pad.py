@@ -74,22 +74,22 @@ def _pad_channels(  # type: ignore[no-untyped-def]
                     # (two strided passes did not vectorize: 4x slower)
                     _, _, _, w0b, cntb, j0b = _span(phases, k + 1, top, left, h, w, hq, wq, sh, sw)
                     baseb = (k * c + c + ci) * plane
-                    if j0b < j0:  # "a" is the phase that starts at the even offset
+                    # "a" starts at the even input column (0), "b" at the odd one (1); b
+                    # never has more pixels than a: its columns come one later, and the
+                    # row's end (wq) cuts b first or both alike
+                    if j0b < j0:
                         da, db, ca, cb, ja = baseb + w0b, base + w0, cntb, cnt, j0b
                     else:
                         da, db, ca, cb, ja = base + w0, baseb + w0b, cnt, cntb, j0
-                    both = _u64(min(ca, cb))
                     for r in range(h0, h1):
                         s = _u64(soff + (r * sh + ph - top) * srow + ja)
                         pa = _u64(da + r * wq)
                         pb = _u64(db + r * wq)
-                        for j in range(both):
+                        for j in range(_u64(cb)):
                             xo[pa + j] = xc[s + _u64(2) * j]
                             xo[pb + j] = xc[s + _u64(2) * j + _u64(1)]
-                        for j in range(both, _u64(ca)):
+                        for j in range(_u64(cb), _u64(ca)):
                             xo[pa + j] = xc[s + _u64(2) * j]
-                        for j in range(both, _u64(cb)):
-                            xo[pb + j] = xc[s + _u64(2) * j + _u64(1)]
                     k += 2
                     continue
                 for r in range(h0, h1):
